@@ -1,0 +1,2 @@
+// placeholder until dispatch lands
+namespace edgeq {}
