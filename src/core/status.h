@@ -93,4 +93,5 @@ class [[nodiscard]] Result {
   lhs = std::move(tmp).value()
 
 // ASSIGN_OR_RETURN(auto x, Foo());  or  ASSIGN_OR_RETURN(x, Foo());
+// Expands to several statements: never use it as the body of an unbraced if/for.
 #define ASSIGN_OR_RETURN(lhs, expr) ASSIGN_OR_RETURN_IMPL(EDGEQ_CONCAT(_res_, __LINE__), lhs, expr)

@@ -1,0 +1,209 @@
+// edgeq bench: llama-bench-style prompt-processing (ppN) and generation (tgN)
+// throughput, on a model file or on random weights in a real model's shapes.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+
+#include "cli/common.h"
+#include "core/membw.h"
+#include "kernels/kernels.h"
+#include "model/convert.h"
+#include "model/dummy.h"
+#include "model/llama.h"
+#include "nlohmann/json.hpp"
+
+namespace edgeq::cli {
+namespace {
+
+struct BenchFlags {
+  ModelFlags model;
+  std::string dummy;
+  std::string dummy_type = "f16";
+  std::string gguf_out;
+  std::vector<int32_t> n_prompt = {128};
+  std::vector<int32_t> n_gen = {64};
+  std::vector<int32_t> threads;
+  int32_t reps = 5;
+  bool json = false;
+  bool membw = false;
+  double membw_gbps = 0;  // if given, skip measuring
+};
+
+struct Stat {
+  double mean = 0, sd = 0;
+  std::vector<double> samples;
+};
+
+Stat Summarize(std::vector<double> v) {
+  Stat s;
+  s.samples = v;
+  for (double x : v) s.mean += x;
+  s.mean /= v.size();
+  for (double x : v) s.sd += (x - s.mean) * (x - s.mean);
+  s.sd = v.size() > 1 ? std::sqrt(s.sd / (v.size() - 1)) : 0;
+  return s;
+}
+
+uint64_t PeakRssBytes() {
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<uint64_t>(ru.ru_maxrss) * 1024;
+}
+
+int Run(BenchFlags& f) {
+  std::unique_ptr<Model> model;
+  if (!f.dummy.empty()) {
+    GgmlType t = f.dummy_type == "f32" ? GgmlType::kF32 : GgmlType::kF16;
+    if (f.dummy_type != "f32" && f.dummy_type != "f16") return Fail("--dummy-type must be f16 or f32");
+    auto m = MakeDummyModel(f.dummy, t, 1234);
+    if (!m.ok()) return Fail(m.status());
+    model = std::move(m).value();
+    if (!f.gguf_out.empty()) {
+      ConvertOptions co;
+      co.type = GgmlType::kF16;
+      Status st = WriteModelGguf(*model, f.gguf_out, co);
+      if (!st.ok()) return Fail(st);
+      std::fprintf(stderr, "edgeq: wrote %s (F16, random weights, shape %s)\n", f.gguf_out.c_str(), f.dummy.c_str());
+      return 0;
+    }
+  } else {
+    ApplyDefaultModel(&f.model);
+    auto loaded = LoadModelAndTokenizer(f.model);
+    if (!loaded.ok()) return Fail(loaded.status());
+    model = std::move(loaded->model);
+  }
+  const ModelConfig& c = model->config;
+  if (f.threads.empty()) f.threads = {f.model.threads > 0 ? f.model.threads : 2};
+  double membw = f.membw_gbps;
+  if (f.membw && membw <= 0) {
+    auto r = MeasureReadBandwidth(size_t{2} << 30, f.threads.back(), 5);
+    membw = r.gbps;
+    std::fprintf(stderr, "edgeq: measured read bandwidth %.1f GB/s (%d threads, 2 GiB, best of 5)\n", membw, r.threads);
+  }
+  const uint64_t weight_bytes = model->WeightBytes();
+  uint64_t params = 0, stored = 0;
+  auto add = [&](const Tensor2D& t) {
+    if (t.empty()) return;
+    params += static_cast<uint64_t>(t.rows) * t.cols;
+    stored += t.row_bytes * t.rows;
+  };
+  add(model->weights.token_embd);
+  if (!c.tied_embeddings) add(model->weights.output);
+  for (const auto& l : model->weights.layers) {
+    for (const Tensor2D* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) add(*t);
+  }
+  const double bpw = params ? 8.0 * stored / params : 0;
+  const std::string scheme = GgmlTypeName(model->weights.wq_type());
+  const std::string name = f.dummy.empty() ? model->path : f.dummy;
+
+  nlohmann::json out = nlohmann::json::array();
+  if (!f.json) {
+    std::printf("| %-22s | %-8s | %10s | %5s | %7s | %8s | %18s |\n", "model", "scheme", "size", "bpw", "threads",
+                "test", "t/s");
+    std::printf("|%s|%s|%s|%s|%s|%s|%s|\n", std::string(24, '-').c_str(), std::string(10, '-').c_str(),
+                std::string(12, '-').c_str(), std::string(7, '-').c_str(), std::string(9, '-').c_str(),
+                std::string(10, '-').c_str(), std::string(20, '-').c_str());
+  }
+  for (int32_t threads : f.threads) {
+    ThreadPool pool(threads);
+    int32_t max_p = *std::max_element(f.n_prompt.begin(), f.n_prompt.end());
+    int32_t max_g = *std::max_element(f.n_gen.begin(), f.n_gen.end());
+    const int32_t n_ctx = std::min(c.context_length, std::max(max_p, max_g) + 1);
+    auto graph = LlamaGraph::Create(*model, n_ctx, std::min(max_p, 512), &pool);
+    if (!graph.ok()) return Fail(graph.status());
+    std::vector<float> logits(c.vocab_size);
+    std::vector<int32_t> toks(std::max(max_p, 1));
+    for (size_t i = 0; i < toks.size(); ++i) toks[i] = static_cast<int32_t>((i * 7919 + 13) % c.vocab_size);
+    struct Test {
+      std::string name;
+      int32_t n_prompt, n_gen;
+    };
+    std::vector<Test> tests;
+    for (int32_t p : f.n_prompt) if (p > 0) tests.push_back({"pp" + std::to_string(p), p, 0});
+    for (int32_t g : f.n_gen) if (g > 0) tests.push_back({"tg" + std::to_string(g), 0, g});
+    for (const Test& t : tests) {
+      if (t.n_prompt >= n_ctx || t.n_gen >= n_ctx) return Fail("test " + t.name + " exceeds the model's context");
+      std::vector<double> ts;
+      for (int rep = -1; rep < f.reps; ++rep) {  // rep -1 is the warm-up
+        auto t0 = std::chrono::steady_clock::now();
+        if (t.n_prompt > 0) {
+          Status st = (*graph)->Forward(toks.data(), t.n_prompt, 0, false, logits.data());
+          if (!st.ok()) return Fail(st);
+        } else {
+          for (int32_t i = 0; i < t.n_gen; ++i) {
+            int32_t tok = toks[i % toks.size()];
+            Status st = (*graph)->Forward(&tok, 1, i, false, logits.data());
+            if (!st.ok()) return Fail(st);
+          }
+        }
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (rep >= 0) ts.push_back((t.n_prompt + t.n_gen) / s);
+      }
+      Stat st = Summarize(ts);
+      nlohmann::json j;
+      j["model_filename"] = name;
+      j["model_type"] = c.arch;
+      j["model_size"] = stored;
+      j["model_n_params"] = params;
+      j["n_threads"] = threads;
+      j["n_prompt"] = t.n_prompt;
+      j["n_gen"] = t.n_gen;
+      j["test"] = t.name;
+      j["avg_ts"] = st.mean;
+      j["stddev_ts"] = st.sd;
+      j["samples_ts"] = st.samples;
+      j["scheme"] = scheme;
+      j["bpw"] = bpw;
+      j["isa"] = Kernels().isa;
+      j["peak_rss_bytes"] = PeakRssBytes();
+      if (t.n_gen > 0) {
+        const double gbps = st.mean * weight_bytes / 1e9;
+        j["decode_weight_gbps"] = gbps;
+        if (membw > 0) {
+          j["membw_gbps"] = membw;
+          j["membw_fraction"] = gbps / membw;
+        }
+      }
+      out.push_back(j);
+      if (!f.json) {
+        char size[32];
+        std::snprintf(size, sizeof size, "%.2f MiB", stored / 1048576.0);
+        char rate[48];
+        std::snprintf(rate, sizeof rate, "%.2f ± %.2f", st.mean, st.sd);
+        std::printf("| %-22s | %-8s | %10s | %5.2f | %7d | %8s | %18s |\n", name.c_str(), scheme.c_str(), size, bpw,
+                    threads, t.name.c_str(), rate);
+        std::fflush(stdout);
+      }
+    }
+  }
+  if (f.json) std::printf("%s\n", out.dump(2).c_str());
+  return 0;
+}
+
+}  // namespace
+
+Command RegisterBench(CLI::App& root) {
+  auto* f = new BenchFlags();
+  CLI::App* app = root.add_subcommand("bench", "measure prompt (ppN) and generation (tgN) speed, llama-bench style");
+  AddModelFlags(app, &f->model, false);
+  app->add_option("--dummy", f->dummy, "random weights in a real model's shapes: " + [] {
+    std::string s;
+    for (const auto& n : DummyShapeNames()) s += (s.empty() ? "" : ", ") + n;
+    return s;
+  }());
+  app->add_option("--dummy-type", f->dummy_type, "storage of dummy weights: f16 (default) or f32");
+  app->add_option("--gguf", f->gguf_out, "with --dummy: write the random model as GGUF F16 to this path and exit");
+  app->add_option("-p,--n-prompt", f->n_prompt, "prompt lengths (ppN tests)")->delimiter(',');
+  app->add_option("-n,--n-gen", f->n_gen, "generation lengths (tgN tests)")->delimiter(',');
+  app->add_option("-t,--threads", f->threads, "thread counts, e.g. -t 1,2")->delimiter(',');
+  app->add_option("-r,--repetitions", f->reps, "repetitions per test")->check(CLI::Range(1, 1000));
+  app->add_flag("--json", f->json, "print a JSON array (llama-bench field names where they exist)");
+  app->add_flag("--membw", f->membw, "measure memory read bandwidth and report decode's fraction of it");
+  app->add_option("--membw-gbps", f->membw_gbps, "use this bandwidth instead of measuring");
+  return {app, [f] { return Run(*f); }};
+}
+
+}  // namespace edgeq::cli

@@ -1,0 +1,81 @@
+#include "cli/common.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+
+namespace edgeq::cli {
+
+void AddModelFlags(CLI::App* app, ModelFlags* f, bool with_runtime) {
+  app->add_option("-m,--model", f->model,
+                  "model: GGUF file, llama2.c .bin (with -z), or Hugging Face directory "
+                  "(default: the stories260K model shipped in the repo)");
+  app->add_option("-z,--tokenizer", f->tokenizer, "tokenizer.bin for a llama2.c checkpoint");
+  if (with_runtime) {
+    app->add_option("-t,--threads", f->threads, "threads (default: all cores)")->check(CLI::Range(1, 256));
+    app->add_option("-c,--ctx-size", f->ctx, "context size in tokens (default: the model's)")->check(CLI::Range(0, 1 << 24));
+  }
+  app->add_flag("-v,--verbose", f->verbose, "print details to stderr");
+}
+
+static bool FileExists(const std::string& p) {
+  struct stat st {};
+  return stat(p.c_str(), &st) == 0;
+}
+
+void ApplyDefaultModel(ModelFlags* f) {
+  if (!f->model.empty()) return;
+  std::vector<std::string> roots;
+  if (const char* env = std::getenv("EDGEQ_MODELS_DIR")) roots.push_back(env);
+  char exe[4096];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  if (n > 0) {
+    exe[n] = 0;
+    std::string dir(exe);
+    dir = dir.substr(0, dir.find_last_of('/'));
+    roots.push_back(dir + "/../share/edgeq/models");  // installed
+    roots.push_back(dir + "/../models");              // build/ inside the repo
+  }
+  roots.push_back(std::string(EDGEQ_SOURCE_DIR) + "/models");
+  for (const auto& r : roots) {
+    std::string m = r + "/stories260K/stories260K.bin";
+    if (FileExists(m)) {
+      f->model = m;
+      if (f->tokenizer.empty()) f->tokenizer = r + "/stories260K/tok512.bin";
+      return;
+    }
+  }
+}
+
+Result<Loaded> LoadModelAndTokenizer(const ModelFlags& f) {
+  auto t0 = std::chrono::steady_clock::now();
+  Loaded out;
+  LoadOptions lo;
+  lo.model_path = f.model;
+  lo.tokenizer_path = f.tokenizer;
+  if (lo.model_path.empty()) return InvalidArgument("no model given (-m) and the default model was not found");
+  ASSIGN_OR_RETURN(out.model, LoadModel(lo));
+  ASSIGN_OR_RETURN(out.tokenizer, Tokenizer::Create(out.model->tokenizer_data));
+  if (out.tokenizer->vocab_size() != out.model->config.vocab_size) {
+    // Models may pad the embedding past the vocabulary; the reverse is an error.
+    if (out.tokenizer->vocab_size() > out.model->config.vocab_size) {
+      return DataLoss("tokenizer has " + std::to_string(out.tokenizer->vocab_size()) +
+                      " tokens but the model's embedding has only " +
+                      std::to_string(out.model->config.vocab_size) + " rows");
+    }
+  }
+  out.load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  return out;
+}
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "edgeq: error: %s\n", message.c_str());
+  return 1;
+}
+
+int Fail(const Status& st) { return Fail(st.message()); }
+
+}  // namespace edgeq::cli

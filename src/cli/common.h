@@ -1,0 +1,52 @@
+// Shared pieces of the CLI subcommands: model flags, loading with one-line errors,
+// the default model shipped in the repo.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "CLI/CLI.hpp"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace edgeq::cli {
+
+struct ModelFlags {
+  std::string model;      // -m
+  std::string tokenizer;  // -z
+  int32_t threads = 0;    // -t
+  int32_t ctx = 0;        // -c
+  bool verbose = false;   // -v
+};
+
+void AddModelFlags(CLI::App* app, ModelFlags* f, bool with_runtime);
+
+// The model that ships with the repo (stories260K), resolved next to the binary or
+// the source tree; fills model+tokenizer when -m was not given.
+void ApplyDefaultModel(ModelFlags* f);
+
+struct Loaded {
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Tokenizer> tokenizer;
+  double load_ms = 0;
+};
+Result<Loaded> LoadModelAndTokenizer(const ModelFlags& f);
+
+// Prints "edgeq: error: <message>" to stderr and returns 1.
+int Fail(const Status& st);
+int Fail(const std::string& message);
+
+// Subcommands: each registers itself and returns its runner.
+struct Command {
+  CLI::App* app;
+  std::function<int()> run;
+};
+Command RegisterRun(CLI::App& root);
+Command RegisterChat(CLI::App& root);
+Command RegisterTokenize(CLI::App& root);
+Command RegisterInfo(CLI::App& root);
+Command RegisterPerplexity(CLI::App& root);
+Command RegisterConvert(CLI::App& root);
+Command RegisterBench(CLI::App& root);
+
+}  // namespace edgeq::cli

@@ -1,0 +1,75 @@
+#include "core/thread_pool.h"
+
+#include <algorithm>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define EDGEQ_PAUSE() _mm_pause()
+#elif defined(__aarch64__)
+#define EDGEQ_PAUSE() __asm__ __volatile__("yield")
+#else
+#define EDGEQ_PAUSE() ((void)0)
+#endif
+
+namespace edgeq {
+
+// Workers spin briefly on the generation counter before sleeping on the condition
+// variable: decode runs hundreds of small ops per token, and a futex wake per op
+// costs more than the op itself on small models.
+static constexpr int kSpinIterations = 20000;
+
+ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
+  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { WorkerLoop(i); });
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+    ++generation_;
+    spin_generation_.store(generation_, std::memory_order_release);
+  }
+  cv_.notify_all();
+  for (auto& t : workers_) t.join();
+}
+
+void ThreadPool::Run(const std::function<void(int, int)>& fn) {
+  if (n_threads_ == 1) {
+    fn(0, 1);
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    job_ = &fn;
+    pending_.store(n_threads_ - 1, std::memory_order_relaxed);
+    ++generation_;
+    spin_generation_.store(generation_, std::memory_order_release);
+  }
+  cv_.notify_all();
+  fn(0, n_threads_);
+  while (pending_.load(std::memory_order_acquire) != 0) EDGEQ_PAUSE();
+}
+
+void ThreadPool::WorkerLoop(int index) {
+  uint64_t seen = 0;
+  for (;;) {
+    // Spin first, then sleep.
+    int spins = 0;
+    while (spin_generation_.load(std::memory_order_acquire) == seen && spins < kSpinIterations) {
+      EDGEQ_PAUSE();
+      ++spins;
+    }
+    const std::function<void(int, int)>* job;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return generation_ != seen; });
+      seen = generation_;
+      if (stop_) return;
+      job = job_;
+    }
+    (*job)(index, n_threads_);
+    pending_.fetch_sub(1, std::memory_order_acq_rel);
+  }
+}
+
+}  // namespace edgeq

@@ -1,2 +1,0 @@
-// placeholder until dispatch lands
-namespace edgeq {}

@@ -1,0 +1,196 @@
+#include "model/llama.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kernels/kernels.h"
+
+namespace edgeq {
+
+RopeParams MakeRopeParams(const ModelConfig& c, const std::vector<float>& freq_factors) {
+  RopeParams rp;
+  rp.head_dim = c.head_dim;
+  rp.neox = c.rope_type == RopeType::kNeox;
+  const int32_t half = c.head_dim / 2;
+  rp.inv_freq.resize(half);
+  const RopeScaling& s = c.rope_scaling;
+  for (int32_t i = 0; i < half; ++i) {
+    // powf in float, as llama2.c computes it: keeps greedy output byte-identical.
+    float freq = 1.0f / std::pow(c.rope_theta, static_cast<float>(2 * i) / static_cast<float>(c.head_dim));
+    if (!freq_factors.empty()) {
+      freq /= freq_factors[i];
+    } else if (s.factor > 0) {  // Llama-3 frequency-dependent scaling
+      const float low_wavelen = s.original_context / s.low_freq_factor;
+      const float high_wavelen = s.original_context / s.high_freq_factor;
+      const float wavelen = 2.0f * static_cast<float>(M_PI) / freq;
+      if (wavelen > low_wavelen) {
+        freq = freq / s.factor;
+      } else if (wavelen >= high_wavelen) {
+        const float smooth = (s.original_context / wavelen - s.low_freq_factor) /
+                             (s.high_freq_factor - s.low_freq_factor);
+        freq = (1.0f - smooth) * freq / s.factor + smooth * freq;
+      }
+    }
+    rp.inv_freq[i] = freq / s.linear_factor;
+  }
+  return rp;
+}
+
+Result<std::unique_ptr<LlamaGraph>> LlamaGraph::Create(const Model& model, int32_t n_ctx,
+                                                       int32_t max_batch, ThreadPool* pool) {
+  const ModelConfig& c = model.config;
+  if (n_ctx <= 0) n_ctx = c.context_length;
+  if (max_batch <= 0) return InvalidArgument("max_batch must be positive");
+  std::unique_ptr<LlamaGraph> g(new LlamaGraph(model, pool));
+  g->n_ctx_ = n_ctx;
+  g->max_batch_ = max_batch;
+  g->rope_ = MakeRopeParams(c, model.rope_freq_factors);
+  const int64_t B = max_batch;
+  const int64_t q_dim = static_cast<int64_t>(c.n_heads) * c.head_dim;
+  const int64_t kv_dim = static_cast<int64_t>(c.n_kv_heads) * c.head_dim;
+  const int64_t kv_elems = static_cast<int64_t>(c.n_layers) * n_ctx * kv_dim;
+  const int64_t max_cols = std::max<int64_t>({c.dim, c.hidden_dim, q_dim});
+  const int64_t T = pool->size();
+  const int64_t arena = B * c.dim * 2 + B * q_dim * 2 + B * kv_dim * 2 + B * c.hidden_dim * 2 +
+                        T * n_ctx + T * max_cols;
+  try {
+    g->kv_k_.assign(kv_elems, 0.0f);
+    g->kv_v_.assign(kv_elems, 0.0f);
+    g->arena_.assign(arena, 0.0f);
+  } catch (const std::bad_alloc&) {
+    return ResourceExhausted("cannot allocate the KV cache (" +
+                             std::to_string(kv_elems * 8 / (1 << 20)) + " MiB) and activations for context " +
+                             std::to_string(n_ctx) + "; try a smaller -c");
+  }
+  float* p = g->arena_.data();
+  auto take = [&](int64_t n) {
+    float* q = p;
+    p += n;
+    return q;
+  };
+  g->x_ = take(B * c.dim);
+  g->xb_ = take(B * c.dim);
+  g->q_ = take(B * q_dim);
+  g->attn_out_ = take(B * q_dim);
+  g->k_ = take(B * kv_dim);
+  g->v_ = take(B * kv_dim);
+  g->hb_ = take(B * c.hidden_dim);
+  g->hb2_ = take(B * c.hidden_dim);
+  g->att_ = take(T * n_ctx);
+  g->scratch_ = take(T * max_cols);
+  return g;
+}
+
+Status LlamaGraph::Forward(const int32_t* tokens, int32_t n, int32_t pos, bool all_logits,
+                           float* logits) {
+  const ModelConfig& c = model_.config;
+  if (n <= 0) return InvalidArgument("no tokens to evaluate");
+  if (pos < 0 || static_cast<int64_t>(pos) + n > n_ctx_) {
+    return OutOfRange("context full: " + std::to_string(pos) + " + " + std::to_string(n) +
+                      " tokens exceed the context size " + std::to_string(n_ctx_));
+  }
+  for (int32_t i = 0; i < n; ++i) {
+    if (tokens[i] < 0 || tokens[i] >= c.vocab_size) {
+      return InvalidArgument("token id " + std::to_string(tokens[i]) + " is outside the vocabulary (size " +
+                             std::to_string(c.vocab_size) + ")");
+    }
+  }
+  for (int32_t done = 0; done < n; done += max_batch_) {
+    const int32_t m = std::min(max_batch_, n - done);
+    const bool last = done + m == n;
+    float* out = all_logits ? logits + static_cast<int64_t>(done) * c.vocab_size : (last ? logits : nullptr);
+    RETURN_IF_ERROR(ForwardChunk(tokens + done, m, pos + done, out, all_logits));
+  }
+  return Status::Ok();
+}
+
+void LlamaGraph::Attention(int32_t layer, int32_t n, int32_t pos) {
+  const ModelConfig& c = model_.config;
+  const int32_t hd = c.head_dim;
+  const int64_t q_dim = static_cast<int64_t>(c.n_heads) * hd;
+  const int64_t kv_dim = static_cast<int64_t>(c.n_kv_heads) * hd;
+  const int32_t group = c.n_heads / c.n_kv_heads;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const float* kc = kv_k_.data() + static_cast<int64_t>(layer) * n_ctx_ * kv_dim;
+  const float* vc = kv_v_.data() + static_cast<int64_t>(layer) * n_ctx_ * kv_dim;
+  const KernelTable& k = Kernels();
+  // One work item per (token, head).
+  pool_.ParallelFor(static_cast<int64_t>(n) * c.n_heads, 1, [&](int tid, int64_t b, int64_t e) {
+    float* att = att_ + static_cast<int64_t>(tid) * n_ctx_;
+    for (int64_t item = b; item < e; ++item) {
+      const int32_t t = static_cast<int32_t>(item / c.n_heads);
+      const int32_t h = static_cast<int32_t>(item % c.n_heads);
+      const int32_t kvh = h / group;
+      const int32_t len = pos + t + 1;  // causal: positions 0..pos+t
+      const float* q = q_ + t * q_dim + static_cast<int64_t>(h) * hd;
+      for (int32_t s = 0; s < len; ++s) {
+        att[s] = k.dot_f32(q, kc + s * kv_dim + static_cast<int64_t>(kvh) * hd, hd) * scale;
+      }
+      Softmax(att, len);
+      float* out = attn_out_ + t * q_dim + static_cast<int64_t>(h) * hd;
+      std::memset(out, 0, sizeof(float) * hd);
+      for (int32_t s = 0; s < len; ++s) {
+        k.axpy_f32(att[s], vc + s * kv_dim + static_cast<int64_t>(kvh) * hd, out, hd);
+      }
+    }
+  });
+}
+
+Status LlamaGraph::ForwardChunk(const int32_t* tokens, int32_t n, int32_t pos, float* logits,
+                                bool all_logits) {
+  const ModelConfig& c = model_.config;
+  const ModelWeights& w = model_.weights;
+  const int64_t D = c.dim, H = c.hidden_dim;
+  const int64_t q_dim = static_cast<int64_t>(c.n_heads) * c.head_dim;
+  const int64_t kv_dim = static_cast<int64_t>(c.n_kv_heads) * c.head_dim;
+
+  for (int32_t t = 0; t < n; ++t) GetRowF32(w.token_embd, tokens[t], x_ + t * D);
+
+  for (int32_t l = 0; l < c.n_layers; ++l) {
+    const LayerWeights& lw = w.layers[l];
+    for (int32_t t = 0; t < n; ++t) RmsNorm(x_ + t * D, lw.attn_norm, xb_ + t * D, D, c.rms_eps);
+    MatMul(lw.wq, xb_, D, n, q_, q_dim, scratch_, pool_);
+    MatMul(lw.wk, xb_, D, n, k_, kv_dim, scratch_, pool_);
+    MatMul(lw.wv, xb_, D, n, v_, kv_dim, scratch_, pool_);
+    float* kc = kv_k_.data() + static_cast<int64_t>(l) * n_ctx_ * kv_dim;
+    float* vc = kv_v_.data() + static_cast<int64_t>(l) * n_ctx_ * kv_dim;
+    for (int32_t t = 0; t < n; ++t) {
+      float* q = q_ + t * q_dim;
+      float* k = k_ + t * kv_dim;
+      float* v = v_ + t * kv_dim;
+      if (lw.bq != nullptr) {
+        for (int64_t i = 0; i < q_dim; ++i) q[i] += lw.bq[i];
+        for (int64_t i = 0; i < kv_dim; ++i) k[i] += lw.bk[i];
+        for (int64_t i = 0; i < kv_dim; ++i) v[i] += lw.bv[i];
+      }
+      if (lw.q_norm != nullptr) {
+        for (int32_t h = 0; h < c.n_heads; ++h) RmsNorm(q + h * c.head_dim, lw.q_norm, q + h * c.head_dim, c.head_dim, c.rms_eps);
+        for (int32_t h = 0; h < c.n_kv_heads; ++h) RmsNorm(k + h * c.head_dim, lw.k_norm, k + h * c.head_dim, c.head_dim, c.rms_eps);
+      }
+      ApplyRope(rope_, q, c.n_heads, pos + t);
+      ApplyRope(rope_, k, c.n_kv_heads, pos + t);
+      std::memcpy(kc + static_cast<int64_t>(pos + t) * kv_dim, k, sizeof(float) * kv_dim);
+      std::memcpy(vc + static_cast<int64_t>(pos + t) * kv_dim, v, sizeof(float) * kv_dim);
+    }
+    Attention(l, n, pos);
+    MatMul(lw.wo, attn_out_, q_dim, n, xb_, D, scratch_, pool_);
+    for (int64_t i = 0; i < n * D; ++i) x_[i] += xb_[i];
+
+    for (int32_t t = 0; t < n; ++t) RmsNorm(x_ + t * D, lw.ffn_norm, xb_ + t * D, D, c.rms_eps);
+    MatMul(lw.w_gate, xb_, D, n, hb_, H, scratch_, pool_);
+    MatMul(lw.w_up, xb_, D, n, hb2_, H, scratch_, pool_);
+    SwiGlu(hb_, hb2_, n * H);
+    MatMul(lw.w_down, hb_, H, n, xb_, D, scratch_, pool_);
+    for (int64_t i = 0; i < n * D; ++i) x_[i] += xb_[i];
+  }
+
+  if (logits == nullptr) return Status::Ok();
+  const int32_t first = all_logits ? 0 : n - 1;
+  const int32_t count = all_logits ? n : 1;
+  for (int32_t t = first; t < n; ++t) RmsNorm(x_ + t * D, w.output_norm, xb_ + t * D, D, c.rms_eps);
+  MatMul(w.output, xb_ + first * D, D, count, logits, c.vocab_size, scratch_, pool_);
+  return Status::Ok();
+}
+
+}  // namespace edgeq

@@ -1,0 +1,59 @@
+// The Llama-family forward pass (llama, qwen2 = + q/k/v bias, qwen3 = + per-head q/k
+// RMSNorm), built from the shared ops. One LlamaGraph per session: it owns that
+// session's KV cache and activation arena, both allocated once in Create(); the
+// weights belong to the (shared, read-only) Model.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "model/model.h"
+
+namespace edgeq {
+
+RopeParams MakeRopeParams(const ModelConfig& c, const std::vector<float>& freq_factors);
+
+class LlamaGraph {
+ public:
+  // n_ctx: KV cache length (<= the model's context); max_batch: tokens per prefill
+  // chunk (longer prompts are processed in chunks of this size).
+  static Result<std::unique_ptr<LlamaGraph>> Create(const Model& model, int32_t n_ctx,
+                                                    int32_t max_batch, ThreadPool* pool);
+
+  // Runs tokens[0..n) at positions pos..pos+n-1 and appends them to the KV cache.
+  // logits: if all_logits, [n][vocab]; else [vocab] for the last token.
+  Status Forward(const int32_t* tokens, int32_t n, int32_t pos, bool all_logits, float* logits);
+
+  int32_t n_ctx() const { return n_ctx_; }
+  const Model& model() const { return model_; }
+  uint64_t ArenaBytes() const { return arena_.size() * sizeof(float); }
+  uint64_t KvBytes() const { return kv_k_.size() * sizeof(float) * 2; }
+
+ private:
+  LlamaGraph(const Model& model, ThreadPool* pool) : model_(model), pool_(*pool) {}
+  Status ForwardChunk(const int32_t* tokens, int32_t n, int32_t pos, float* logits, bool all_logits);
+  void Attention(int32_t layer, int32_t n, int32_t pos);
+
+  const Model& model_;
+  ThreadPool& pool_;
+  int32_t n_ctx_ = 0;
+  int32_t max_batch_ = 0;
+  RopeParams rope_;
+  std::vector<float> kv_k_;  // [n_layers][n_ctx][kv_dim]
+  std::vector<float> kv_v_;  // [n_layers][n_ctx][kv_dim]
+  std::vector<float> arena_;  // all activations below point into it
+  float* x_ = nullptr;        // [B][dim] residual stream
+  float* xb_ = nullptr;       // [B][dim] normed input
+  float* q_ = nullptr;        // [B][q_dim]
+  float* k_ = nullptr;        // [B][kv_dim]
+  float* v_ = nullptr;        // [B][kv_dim]
+  float* attn_out_ = nullptr; // [B][q_dim]
+  float* hb_ = nullptr;       // [B][hidden]
+  float* hb2_ = nullptr;      // [B][hidden]
+  float* att_ = nullptr;      // [threads][n_ctx] attention scores
+  float* scratch_ = nullptr;  // [threads][max cols] dequantized weight rows
+};
+
+}  // namespace edgeq

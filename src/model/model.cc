@@ -1,0 +1,109 @@
+#include "model/model.h"
+
+#include <sys/stat.h>
+
+#include <cstring>
+
+#include "format/gguf.h"
+
+namespace edgeq {
+
+Model::Model() = default;
+Model::~Model() = default;
+
+float* Model::Own(std::vector<float> v) {
+  owned_f32.push_back(std::make_unique<std::vector<float>>(std::move(v)));
+  return owned_f32.back()->data();
+}
+
+uint64_t Model::WeightBytes() const {
+  auto bytes = [](const Tensor2D& t) { return t.empty() ? 0 : t.row_bytes * t.rows; };
+  uint64_t total = 0;
+  for (const auto& l : weights.layers) {
+    total += bytes(l.wq) + bytes(l.wk) + bytes(l.wv) + bytes(l.wo);
+    total += bytes(l.w_gate) + bytes(l.w_down) + bytes(l.w_up);
+  }
+  total += bytes(weights.output);
+  total += weights.token_embd.row_bytes;  // one embedding row per token
+  return total;
+}
+
+static bool IsDirectory(const std::string& p) {
+  struct stat st {};
+  return stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+Result<std::unique_ptr<Model>> LoadModel(const LoadOptions& opts) {
+  const std::string& p = opts.model_path;
+  if (p.empty()) return InvalidArgument("no model path given");
+  if (IsDirectory(p)) return LoadHfModel(p);
+  ASSIGN_OR_RETURN(MappedFile f, MappedFile::Open(p));
+  if (f.size() >= 4 && std::memcmp(f.data(), "GGUF", 4) == 0) return LoadGgufModel(p);
+  uint32_t magic = 0;
+  if (f.size() >= 4) std::memcpy(&magic, f.data(), 4);
+  if (magic == 0x616b3432u || f.size() >= 28) {
+    return LoadLlama2cModel(p, opts.tokenizer_path);
+  }
+  return DataLoss(p + ": unrecognized model file (not GGUF, not a llama2.c checkpoint, "
+                      "not a Hugging Face directory); size " + std::to_string(f.size()) + " bytes");
+}
+
+static Status CheckTensor(const Tensor2D& t, int64_t rows, int64_t cols, const std::string& name) {
+  if (t.empty()) return DataLoss("missing tensor " + name);
+  if (t.rows != rows || t.cols != cols) {
+    return DataLoss("tensor " + name + " has shape [" + std::to_string(t.rows) + ", " +
+                    std::to_string(t.cols) + "], expected [" + std::to_string(rows) + ", " +
+                    std::to_string(cols) + "]");
+  }
+  return Status::Ok();
+}
+
+Status ValidateModel(const Model& m) {
+  const ModelConfig& c = m.config;
+  auto positive = [](int64_t v) { return v > 0 && v < (int64_t{1} << 24); };
+  if (!positive(c.dim) || !positive(c.hidden_dim) || !positive(c.n_layers) || c.n_layers > 4096 ||
+      !positive(c.n_heads) || !positive(c.n_kv_heads) || !positive(c.vocab_size) ||
+      !positive(c.head_dim) || !positive(c.context_length)) {
+    return DataLoss("implausible hyperparameters: dim " + std::to_string(c.dim) + ", hidden " +
+                    std::to_string(c.hidden_dim) + ", layers " + std::to_string(c.n_layers) +
+                    ", heads " + std::to_string(c.n_heads) + "/" + std::to_string(c.n_kv_heads) +
+                    ", head_dim " + std::to_string(c.head_dim) + ", vocab " +
+                    std::to_string(c.vocab_size) + ", context " + std::to_string(c.context_length));
+  }
+  if (c.n_heads % c.n_kv_heads != 0) {
+    return DataLoss("n_heads " + std::to_string(c.n_heads) + " is not a multiple of n_kv_heads " +
+                    std::to_string(c.n_kv_heads));
+  }
+  if (c.head_dim % 2 != 0) return DataLoss("head_dim " + std::to_string(c.head_dim) + " is odd");
+  if (!(c.rms_eps > 0 && c.rms_eps < 1)) return DataLoss("rms_eps out of range");
+  if (!(c.rope_theta > 0)) return DataLoss("rope_theta must be positive");
+  const ModelWeights& w = m.weights;
+  const int64_t q_dim = static_cast<int64_t>(c.n_heads) * c.head_dim;
+  const int64_t kv_dim = static_cast<int64_t>(c.n_kv_heads) * c.head_dim;
+  RETURN_IF_ERROR(CheckTensor(w.token_embd, c.vocab_size, c.dim, "token_embd"));
+  RETURN_IF_ERROR(CheckTensor(w.output, c.vocab_size, c.dim, "output"));
+  if (w.output_norm == nullptr) return DataLoss("missing tensor output_norm");
+  if (static_cast<int32_t>(w.layers.size()) != c.n_layers) return DataLoss("layer count mismatch");
+  for (int32_t i = 0; i < c.n_layers; ++i) {
+    const LayerWeights& l = w.layers[i];
+    const std::string p = "blk." + std::to_string(i) + ".";
+    if (l.attn_norm == nullptr) return DataLoss("missing tensor " + p + "attn_norm");
+    if (l.ffn_norm == nullptr) return DataLoss("missing tensor " + p + "ffn_norm");
+    RETURN_IF_ERROR(CheckTensor(l.wq, q_dim, c.dim, p + "attn_q"));
+    RETURN_IF_ERROR(CheckTensor(l.wk, kv_dim, c.dim, p + "attn_k"));
+    RETURN_IF_ERROR(CheckTensor(l.wv, kv_dim, c.dim, p + "attn_v"));
+    RETURN_IF_ERROR(CheckTensor(l.wo, c.dim, q_dim, p + "attn_output"));
+    RETURN_IF_ERROR(CheckTensor(l.w_gate, c.hidden_dim, c.dim, p + "ffn_gate"));
+    RETURN_IF_ERROR(CheckTensor(l.w_up, c.hidden_dim, c.dim, p + "ffn_up"));
+    RETURN_IF_ERROR(CheckTensor(l.w_down, c.dim, c.hidden_dim, p + "ffn_down"));
+    if (c.qkv_bias && (l.bq == nullptr || l.bk == nullptr || l.bv == nullptr)) {
+      return DataLoss("missing q/k/v bias in " + p);
+    }
+    if (c.qk_norm && (l.q_norm == nullptr || l.k_norm == nullptr)) {
+      return DataLoss("missing q/k norm in " + p);
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace edgeq

@@ -1,0 +1,56 @@
+// Model-agnostic operators. They know nothing of the model graph: each takes plain
+// pointers with explicit sizes, and the heavy ones take the thread pool.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "format/ggml_types.h"
+
+namespace edgeq {
+
+// A 2-D weight matrix in any ggml type: `rows` output features, each a row of `cols`
+// input features stored contiguously (GGUF ne[0] == cols). Points into a mapped file
+// or into storage owned by the model.
+struct Tensor2D {
+  GgmlType type = GgmlType::kF32;
+  const void* data = nullptr;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  uint64_t row_bytes = 0;
+  const uint8_t* row(int64_t r) const { return static_cast<const uint8_t*>(data) + r * row_bytes; }
+  bool empty() const { return data == nullptr; }
+};
+
+// out[i] = w[i] * x[i] / sqrt(mean(x^2) + eps)    (x, out: [n]; may alias)
+void RmsNorm(const float* x, const float* w, float* out, int64_t n, float eps);
+
+// In-place softmax over x[0..n).
+void Softmax(float* x, int64_t n);
+
+// gate[i] = silu(gate[i]) * up[i]
+void SwiGlu(float* gate, const float* up, int64_t n);
+
+// Copies row `r` of `t` to fp32 (dequantizing).
+void GetRowF32(const Tensor2D& t, int64_t r, float* out);
+
+// Y = X W^T for n_tok tokens: x is [n_tok][x_stride] (first w.cols used), y is
+// [n_tok][y_stride] (first w.rows written). Weight rows are split across threads and
+// each row is read once for all tokens (the prefill GEMM shape); n_tok == 1 is the
+// decode GEMV. `scratch` holds per-thread dequantized rows: at least
+// pool.size() * w.cols floats.
+void MatMul(const Tensor2D& w, const float* x, int64_t x_stride, int64_t n_tok, float* y,
+            int64_t y_stride, float* scratch, ThreadPool& pool);
+
+// Rotary embedding tables. inv_freq[i] for i < head_dim/2, already adjusted for
+// Llama-3 / linear scaling.
+struct RopeParams {
+  int32_t head_dim = 0;
+  bool neox = false;  // rotate (x[i], x[i+d/2]) instead of (x[2i], x[2i+1])
+  std::vector<float> inv_freq;
+};
+// Rotates n_heads consecutive heads of `v` ([n_heads][head_dim]) to position `pos`.
+void ApplyRope(const RopeParams& rp, float* v, int32_t n_heads, int32_t pos);
+
+}  // namespace edgeq

@@ -1,0 +1,131 @@
+// End-to-end tests of the edgeq binary: golden greedy text, conversion, one-line
+// errors with exit code 1 for broken inputs.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "test_util.h"
+
+namespace edgeq {
+namespace {
+
+using test::RunEdgeq;
+
+std::string Read(const std::string& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string Models() { return test::SourceDir() + "/models/stories260K/"; }
+std::string Golden() { return Read(test::SourceDir() + "/tests/stories260K-greedy200.txt"); }
+
+// A one-line error: "edgeq: error: ..." and exit code 1.
+void ExpectCleanError(const test::CmdResult& r, const std::string& must_contain) {
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("edgeq: error: "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(must_contain), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+TEST(Cli, GoldenGreedyStories260K) {
+  auto r = RunEdgeq("run -m " + Models() + "stories260K.bin -z " + Models() + "tok512.bin --temp 0 -n 200 -t 2");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, Golden());
+}
+
+TEST(Cli, GoldenGreedyDefaultModel) {
+  auto r = RunEdgeq("run --temp 0 -n 200");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, Golden());
+  EXPECT_NE(r.err.find("tok/s"), std::string::npos);  // stats go to stderr
+}
+
+TEST(Cli, GoldenThroughGgufF32Conversion) {
+  const std::string out = test::TempDir() + "/stories-f32.gguf";
+  auto c = RunEdgeq("convert " + Models() + "stories260K.bin " + out + " -z " + Models() + "tok512.bin");
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  auto r = RunEdgeq("run -m " + out + " --temp 0 -n 200 -t 1");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, Golden());
+}
+
+TEST(Cli, SeededSamplingIsDeterministic) {
+  auto a = RunEdgeq("run -p 'Once upon' -n 40 --temp 0.9 --seed 7");
+  auto b = RunEdgeq("run -p 'Once upon' -n 40 --temp 0.9 --seed 7 -t 1");
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  EXPECT_EQ(a.out, b.out);
+  EXPECT_FALSE(a.out.empty());
+}
+
+TEST(Cli, StopStringEndsGeneration) {
+  auto r = RunEdgeq("run --temp 0 -n 200 --stop Lily");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // Golden text: "...a little girl named Lily..." -> output stops right before it.
+  EXPECT_EQ(r.out, Golden().substr(0, Golden().find("Lily")));
+}
+
+TEST(Cli, MissingModelFile) {
+  ExpectCleanError(RunEdgeq("run -m /nonexistent/model.gguf"), "/nonexistent/model.gguf");
+}
+
+TEST(Cli, MissingTokenizer) {
+  ExpectCleanError(RunEdgeq("run -m " + Models() + "stories260K.bin -z /nonexistent/tok.bin"), "/nonexistent/tok.bin");
+}
+
+TEST(Cli, TruncatedModel) {
+  std::string full = Read(Models() + "stories260K.bin");
+  std::string p = test::TempDir() + "/cli_trunc.bin";
+  std::ofstream(p, std::ios::binary) << full.substr(0, full.size() / 3);
+  ExpectCleanError(RunEdgeq("run -m " + p + " -z " + Models() + "tok512.bin"), "truncated");
+}
+
+TEST(Cli, WrongMagicGguf) {
+  std::string p = test::TempDir() + "/wrong_magic.gguf";
+  std::ofstream(p, std::ios::binary) << std::string("GGUX") + std::string(100, '\0');
+  auto r = RunEdgeq("run -m " + p + " -z " + Models() + "tok512.bin");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("edgeq: error: "), std::string::npos);
+}
+
+TEST(Cli, PromptLongerThanContext) {
+  ExpectCleanError(RunEdgeq("run -c 8 -p 'Once upon a time there was a little girl named Lily who loved to play'"),
+                   "longer than the context");
+}
+
+TEST(Cli, BadFlagIsAUsageError) {
+  auto r = RunEdgeq("run --temp notanumber");
+  EXPECT_EQ(r.exit_code, 1);
+}
+
+TEST(Cli, InfoPrintsTensorTable) {
+  auto r = RunEdgeq("info " + Models() + "stories260K.bin -z " + Models() + "tok512.bin");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("blk.4.ffn_down"), std::string::npos);
+  EXPECT_NE(r.out.find("dim 64, hidden 172, layers 5, heads 8, kv heads 4"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("260032 parameters"), std::string::npos) << r.out;
+}
+
+TEST(Cli, TokenizeIds) {
+  auto r = RunEdgeq("tokenize -z " + Models() + "tok512.bin -p 'Once upon a time' --ids");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.substr(0, 2), "1 ");  // BOS first
+  auto r2 = RunEdgeq("tokenize -z " + Models() + "tok512.bin -p 'Once upon a time' --ids --no-bos");
+  EXPECT_EQ(r.out.substr(2), r2.out);
+}
+
+TEST(Cli, PerplexityJson) {
+  REQUIRE_SHARED();
+  const std::string d = test::SharedDir() + "/models/ref6m/";
+  auto r = RunEdgeq("perplexity -m " + d + "ref6m-f32.gguf -f " + d + "val.txt --chunks 4 -c 256 --json --kl-base " +
+                    d + "ref6m-f32.gguf");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("\"ppl\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"kld_mean\":0"), std::string::npos) << r.out;  // same model: KLD exactly 0
+  EXPECT_NE(r.out.find("\"top1_agree\":1"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace edgeq

@@ -1,0 +1,318 @@
+// Model loading and the forward pass: golden greedy text, engine vs the scalar
+// reference, prefill vs decode, and broken model files.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+
+#include "model/llama.h"
+#include "model/model.h"
+#include "model/reference.h"
+#include "runtime/session.h"
+#include "test_util.h"
+
+namespace edgeq {
+namespace {
+
+std::string Stories() { return test::SourceDir() + "/models/stories260K/stories260K.bin"; }
+std::string Tok512() { return test::SourceDir() + "/models/stories260K/tok512.bin"; }
+
+std::unique_ptr<Model> MustLoad(const std::string& path, const std::string& tok = "") {
+  auto m = LoadModel({path, tok});
+  EXPECT_TRUE(m.ok()) << m.status().message();
+  return m.ok() ? std::move(m).value() : nullptr;
+}
+
+// Tolerance from forward error analysis. Each matmul with inner length n computes a
+// dot product whose rounding error is bounded by gamma_n * sum|w_i x_i|, gamma_n =
+// n*u/(1-n*u), u = 2^-24. The engine and the reference differ only in summation
+// order, so each differs from the exact value by at most that bound. Along the
+// residual path a logit passes through k = 4*n_layers + 1 sequential matmuls
+// (q/k/v, o, gate/up, down, classifier), giving a relative bound k*gamma_nmax per
+// unit of |logit| scale; we allow a factor kAmplify = 16 for the amplification by
+// RMSNorm, softmax and SwiGLU (their condition numbers on these models are O(1-10)).
+double LogitTolerance(const ModelConfig& c, double logit_scale) {
+  const double u = std::ldexp(1.0, -24);
+  const double n = std::max({c.dim, c.hidden_dim, c.n_heads * c.head_dim});
+  const double gamma = n * u / (1 - n * u);
+  const double k = 4.0 * c.n_layers + 1;
+  const double kAmplify = 16.0;
+  return kAmplify * k * gamma * std::max(1.0, logit_scale);
+}
+
+void CompareEngineWithReference(const Model& m, const std::vector<int32_t>& prompt, int n_decode) {
+  const ModelConfig& c = m.config;
+  ThreadPool pool(2);
+  auto g = LlamaGraph::Create(m, 64, 16, &pool);
+  ASSERT_TRUE(g.ok()) << g.status().message();
+  auto ref = ReferenceForward::Create(m, 64);
+  ASSERT_TRUE(ref.ok());
+  // Prefill the prompt in one call (chunks of 16), all logits.
+  std::vector<float> logits(prompt.size() * c.vocab_size);
+  ASSERT_TRUE((*g)->Forward(prompt.data(), prompt.size(), 0, true, logits.data()).ok());
+  double max_err = 0, tol_used = 0;
+  for (size_t p = 0; p < prompt.size(); ++p) {
+    auto r = ref->Step(prompt[p], p);
+    ASSERT_TRUE(r.ok());
+    double scale = 0;
+    for (float v : *r) scale = std::max(scale, std::fabs(double(v)));
+    const double tol = LogitTolerance(c, scale);
+    tol_used = tol;
+    for (int32_t i = 0; i < c.vocab_size; ++i) {
+      double e = std::fabs(double(logits[p * c.vocab_size + i]) - (*r)[i]);
+      max_err = std::max(max_err, e);
+      ASSERT_LE(e, tol) << "prefill position " << p << " logit " << i;
+    }
+  }
+  // Then decode (matrix-vector path) greedily.
+  int32_t tok = prompt.back();
+  std::vector<float> one(c.vocab_size);
+  for (int s = 0; s < n_decode; ++s) {
+    tok = static_cast<int32_t>(std::max_element(logits.end() - c.vocab_size, logits.end()) - (logits.end() - c.vocab_size));
+    const int32_t pos = prompt.size() + s;
+    ASSERT_TRUE((*g)->Forward(&tok, 1, pos, false, one.data()).ok());
+    auto r = ref->Step(tok, pos);
+    ASSERT_TRUE(r.ok());
+    double scale = 0;
+    for (float v : *r) scale = std::max(scale, std::fabs(double(v)));
+    const double tol = LogitTolerance(c, scale);
+    for (int32_t i = 0; i < c.vocab_size; ++i) {
+      double e = std::fabs(double(one[i]) - (*r)[i]);
+      max_err = std::max(max_err, e);
+      ASSERT_LE(e, tol) << "decode position " << pos << " logit " << i;
+    }
+    std::copy(one.begin(), one.end(), logits.end() - c.vocab_size);
+  }
+  std::printf("max |engine - reference| logit error %.3g (tolerance %.3g)\n", max_err, tol_used);
+}
+
+TEST(Model, LoadsStories260K) {
+  auto m = MustLoad(Stories(), Tok512());
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->config.dim, 64);
+  EXPECT_EQ(m->config.hidden_dim, 172);
+  EXPECT_EQ(m->config.n_layers, 5);
+  EXPECT_EQ(m->config.n_heads, 8);
+  EXPECT_EQ(m->config.n_kv_heads, 4);
+  EXPECT_EQ(m->config.vocab_size, 512);
+  EXPECT_EQ(m->config.context_length, 512);
+  EXPECT_TRUE(m->config.tied_embeddings);
+  EXPECT_EQ(m->format, "llama2c-v0");
+}
+
+TEST(Model, EngineMatchesReferenceStories260K) {
+  auto m = MustLoad(Stories(), Tok512());
+  ASSERT_TRUE(m);
+  CompareEngineWithReference(*m, {1, 403, 407, 261, 378, 275, 260, 1009 % 512, 30, 45, 11, 66, 77, 88, 99, 100, 101, 102, 103}, 12);
+}
+
+TEST(Model, EngineMatchesReferenceRef6mGguf) {
+  REQUIRE_SHARED();
+  auto m = MustLoad(test::SharedDir() + "/models/ref6m/ref6m-f32.gguf");
+  ASSERT_TRUE(m);
+  CompareEngineWithReference(*m, {1, 100, 200, 300, 400, 500, 600, 700, 800, 900, 1000, 1100, 1200, 1300, 1400, 1500, 1600, 1700, 1800, 1900}, 8);
+}
+
+TEST(Model, Ref6mGgufAndLlama2cGiveSameLogits) {
+  REQUIRE_SHARED();
+  const std::string d = test::SharedDir() + "/models/ref6m/";
+  auto a = MustLoad(d + "ref6m-f32.gguf");
+  auto b = MustLoad(d + "ref6m.bin", d + "tokenizer.bin");
+  ASSERT_TRUE(a && b);
+  ThreadPool pool(1);
+  auto ga = LlamaGraph::Create(*a, 32, 32, &pool);
+  auto gb = LlamaGraph::Create(*b, 32, 32, &pool);
+  ASSERT_TRUE(ga.ok() && gb.ok());
+  std::vector<int32_t> toks = {1, 10, 20, 30, 40, 50, 60, 70};
+  std::vector<float> la(a->config.vocab_size), lb(b->config.vocab_size);
+  ASSERT_TRUE((*ga)->Forward(toks.data(), toks.size(), 0, false, la.data()).ok());
+  ASSERT_TRUE((*gb)->Forward(toks.data(), toks.size(), 0, false, lb.data()).ok());
+  for (size_t i = 0; i < la.size(); ++i) ASSERT_EQ(la[i], lb[i]) << i;  // same weights, same code: identical
+}
+
+TEST(Model, PrefillChunkingDoesNotChangeLogits) {
+  auto m = MustLoad(Stories(), Tok512());
+  ASSERT_TRUE(m);
+  std::vector<int32_t> toks;
+  for (int i = 0; i < 40; ++i) toks.push_back((i * 37 + 5) % 512);
+  toks[0] = 1;
+  ThreadPool pool(2);
+  std::vector<float> a(512), b(512);
+  {
+    auto g = LlamaGraph::Create(*m, 64, 64, &pool);
+    ASSERT_TRUE((*g)->Forward(toks.data(), toks.size(), 0, false, a.data()).ok());
+  }
+  {
+    auto g = LlamaGraph::Create(*m, 64, 7, &pool);  // odd chunk size
+    ASSERT_TRUE((*g)->Forward(toks.data(), toks.size(), 0, false, b.data()).ok());
+  }
+  for (int i = 0; i < 512; ++i) ASSERT_EQ(a[i], b[i]);
+}
+
+TEST(Model, ThreadCountDoesNotChangeLogits) {
+  auto m = MustLoad(Stories(), Tok512());
+  ASSERT_TRUE(m);
+  std::vector<int32_t> toks = {1, 50, 60, 70, 80};
+  std::vector<float> a(512), b(512);
+  ThreadPool p1(1), p3(3);
+  auto g1 = LlamaGraph::Create(*m, 16, 16, &p1);
+  auto g3 = LlamaGraph::Create(*m, 16, 16, &p3);
+  ASSERT_TRUE((*g1)->Forward(toks.data(), toks.size(), 0, false, a.data()).ok());
+  ASSERT_TRUE((*g3)->Forward(toks.data(), toks.size(), 0, false, b.data()).ok());
+  for (int i = 0; i < 512; ++i) ASSERT_EQ(a[i], b[i]);
+}
+
+TEST(Model, ForwardRejectsContextOverflowAndBadTokens) {
+  auto m = MustLoad(Stories(), Tok512());
+  ASSERT_TRUE(m);
+  ThreadPool pool(1);
+  auto g = LlamaGraph::Create(*m, 8, 8, &pool);
+  std::vector<int32_t> toks(9, 1);
+  std::vector<float> l(512);
+  Status st = (*g)->Forward(toks.data(), 9, 0, false, l.data());
+  EXPECT_EQ(st.code(), StatusCode::kOutOfRange);
+  int32_t bad = 512;
+  st = (*g)->Forward(&bad, 1, 0, false, l.data());
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("outside the vocabulary"), std::string::npos);
+}
+
+// ---- broken llama2.c files -------------------------------------------------------
+
+std::string WriteTemp(const std::string& name, const std::string& bytes) {
+  std::string p = test::TempDir() + "/" + name;
+  std::ofstream(p, std::ios::binary) << bytes;
+  return p;
+}
+
+std::string ReadAll(const std::string& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+TEST(Model, TruncatedLlama2cCheckpointIsAnError) {
+  std::string full = ReadAll(Stories());
+  for (size_t len : {size_t{0}, size_t{3}, size_t{27}, size_t{28}, size_t{1000}, full.size() / 2, full.size() - 1}) {
+    std::string p = WriteTemp("trunc.bin", full.substr(0, len));
+    auto m = LoadModel({p, Tok512()});
+    ASSERT_FALSE(m.ok()) << "length " << len;
+    EXPECT_FALSE(m.status().message().empty());
+  }
+}
+
+TEST(Model, AbsurdLlama2cHeaderIsAnError) {
+  std::string full = ReadAll(Stories());
+  int32_t hdr[7];
+  std::memcpy(hdr, full.data(), sizeof hdr);
+  const int32_t bad_values[][7] = {
+      {1 << 30, 172, 5, 8, 4, 512, 512},  // dim
+      {64, 172, 5, 8, 3, 512, 512},       // kv heads do not divide heads
+      {64, 172, -5, 8, 4, 512, 512},      // layers
+      {64, 172, 5, 0, 4, 512, 512},       // heads
+      {64, 172, 5, 8, 4, 0, 512},         // vocab
+      {64, 172, 5, 8, 4, 512, -1},        // seq len
+      {64, 172, 100000, 8, 4, 512, 512},  // more layers than the file holds
+  };
+  for (const auto& v : bad_values) {
+    std::string bytes = full;
+    std::memcpy(bytes.data(), v, sizeof v);
+    std::string p = WriteTemp("absurd.bin", bytes);
+    auto m = LoadModel({p, Tok512()});
+    ASSERT_FALSE(m.ok());
+    EXPECT_EQ(m.status().code(), StatusCode::kDataLoss) << m.status().message();
+  }
+}
+
+TEST(Model, MissingTokenizerIsAnError) {
+  auto m = LoadModel({Stories(), ""});
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.status().message().find("-z"), std::string::npos) << m.status().message();
+  auto m2 = LoadModel({Stories(), "/nonexistent/tok.bin"});
+  ASSERT_FALSE(m2.ok());
+  EXPECT_NE(m2.status().message().find("/nonexistent/tok.bin"), std::string::npos) << m2.status().message();
+}
+
+// ---- sessions ----------------------------------------------------------------------
+
+TEST(Session, StopMatcherHoldsBackPartialStops) {
+  StopMatcher s({"END", "xyz"});
+  bool stopped = false;
+  EXPECT_EQ(s.Push("hello E", &stopped), "hello ");
+  EXPECT_FALSE(stopped);
+  EXPECT_EQ(s.Push("N", &stopped), "");
+  EXPECT_EQ(s.Push("D and more", &stopped), "");
+  EXPECT_TRUE(stopped);
+  StopMatcher t({"END"});
+  EXPECT_EQ(t.Push("E", &stopped), "");
+  EXPECT_EQ(t.Push("x", &stopped), "Ex");
+  EXPECT_FALSE(stopped);
+}
+
+TEST(Sampler, GreedyAndSeededDeterminism) {
+  std::vector<float> logits = {0.1f, 2.0f, 1.9f, -1.0f, 0.5f};
+  SamplerParams g;
+  g.temperature = 0;
+  Sampler greedy(g, 5);
+  auto l = logits;
+  EXPECT_EQ(greedy.Sample(l.data(), nullptr, 0), 1);
+  SamplerParams p;
+  p.temperature = 1.0f;
+  p.top_k = 0;
+  p.top_p = 1.0f;
+  p.min_p = 0.0f;
+  p.seed = 42;
+  Sampler a(p, 5), b(p, 5);
+  std::vector<int> counts(5, 0);
+  for (int i = 0; i < 2000; ++i) {
+    auto la = logits, lb = logits;
+    int x = a.Sample(la.data(), nullptr, 0);
+    ASSERT_EQ(x, b.Sample(lb.data(), nullptr, 0));
+    ++counts[x];
+  }
+  // Softmax probabilities: token 1 ~0.44, token 3 ~0.022: sampled frequencies agree.
+  EXPECT_NEAR(counts[1] / 2000.0, 0.437, 0.05);
+  EXPECT_NEAR(counts[3] / 2000.0, 0.022, 0.015);
+}
+
+TEST(Sampler, TopKAndMinPRestrictCandidates) {
+  std::vector<float> logits = {5.0f, 4.9f, 0.0f, -3.0f};
+  SamplerParams p;
+  p.temperature = 5.0f;  // flat, so only the filters keep the low tokens out
+  p.top_k = 2;
+  p.top_p = 1.0f;
+  p.min_p = 0.0f;
+  Sampler s(p, 4);
+  for (int i = 0; i < 500; ++i) {
+    auto l = logits;
+    int x = s.Sample(l.data(), nullptr, 0);
+    ASSERT_TRUE(x == 0 || x == 1);
+  }
+  p.top_k = 0;
+  p.min_p = 0.5f;  // token 2 has p/pmax = e^-5: filtered
+  Sampler s2(p, 4);
+  for (int i = 0; i < 500; ++i) {
+    auto l = logits;
+    int x = s2.Sample(l.data(), nullptr, 0);
+    ASSERT_TRUE(x == 0 || x == 1);
+  }
+}
+
+TEST(Sampler, PenaltiesLowerRepeatedTokens) {
+  std::vector<float> logits = {2.0f, 1.9f};
+  SamplerParams p;
+  p.temperature = 0;
+  p.presence_penalty = 0.5f;
+  Sampler s(p, 2);
+  int32_t hist[] = {0};
+  auto l = logits;
+  EXPECT_EQ(s.Sample(l.data(), hist, 1), 1);
+  p.presence_penalty = 0;
+  p.repeat_penalty = 1.1f;  // 2.0/1.1 = 1.82 < 1.9
+  Sampler s2(p, 2);
+  l = logits;
+  EXPECT_EQ(s2.Sample(l.data(), hist, 1), 1);
+}
+
+}  // namespace
+}  // namespace edgeq
