@@ -58,7 +58,8 @@ int Run(ChatFlags& f) {
     std::fflush(stderr);
     if (!std::getline(std::cin, line) || line.empty()) break;
     msgs.push_back({"user", line});
-    std::string rendered = ApplyChatTemplate(*style, msgs, /*add_generation_prompt=*/true, bos_text, eos_text);
+    std::string rendered = ApplyChatTemplate(*style, msgs, /*add_generation_prompt=*/true, bos_text, eos_text,
+                                             DetectChatExtras(tok.data().chat_template));
     std::vector<int32_t> toks = tok.Encode(rendered, /*add_special=*/true, /*parse_special=*/true);
     // Templates that spell out BOS themselves would get it twice.
     if (toks.size() >= 2 && toks[0] == tok.bos() && toks[1] == tok.bos()) toks.erase(toks.begin());
