@@ -12,7 +12,7 @@ void AddTokenizerMetadata(const TokenizerData& td, GgufWriter* w) {
   w->SetStringArray("tokenizer.ggml.tokens", td.tokens);
   if (!td.scores.empty()) w->SetF32Array("tokenizer.ggml.scores", td.scores);
   if (!td.token_types.empty()) w->SetI32Array("tokenizer.ggml.token_type", td.token_types);
-  if (!td.merges.empty()) w->SetStringArray("tokenizer.ggml.merges", td.merges);
+  if (!td.merges.empty() || td.model == "gpt2") w->SetStringArray("tokenizer.ggml.merges", td.merges);
   if (td.bos_id >= 0) w->SetU32("tokenizer.ggml.bos_token_id", static_cast<uint32_t>(td.bos_id));
   if (td.eos_id >= 0) w->SetU32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(td.eos_id));
   if (td.unk_id >= 0) w->SetU32("tokenizer.ggml.unknown_token_id", static_cast<uint32_t>(td.unk_id));

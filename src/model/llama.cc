@@ -150,6 +150,7 @@ Status LlamaGraph::ForwardChunk(const int32_t* tokens, int32_t n, int32_t pos, f
   for (int32_t l = 0; l < c.n_layers; ++l) {
     const LayerWeights& lw = w.layers[l];
     for (int32_t t = 0; t < n; ++t) RmsNorm(x_ + t * D, lw.attn_norm, xb_ + t * D, D, c.rms_eps);
+    if (observer_) observer_->Observe(l, "attn_in", xb_, n, D);
     MatMul(lw.wq, xb_, D, n, q_, q_dim, scratch_, pool_);
     MatMul(lw.wk, xb_, D, n, k_, kv_dim, scratch_, pool_);
     MatMul(lw.wv, xb_, D, n, v_, kv_dim, scratch_, pool_);
@@ -174,13 +175,16 @@ Status LlamaGraph::ForwardChunk(const int32_t* tokens, int32_t n, int32_t pos, f
       std::memcpy(vc + static_cast<int64_t>(pos + t) * kv_dim, v, sizeof(float) * kv_dim);
     }
     Attention(l, n, pos);
+    if (observer_) observer_->Observe(l, "attn_out", attn_out_, n, q_dim);
     MatMul(lw.wo, attn_out_, q_dim, n, xb_, D, scratch_, pool_);
     for (int64_t i = 0; i < n * D; ++i) x_[i] += xb_[i];
 
     for (int32_t t = 0; t < n; ++t) RmsNorm(x_ + t * D, lw.ffn_norm, xb_ + t * D, D, c.rms_eps);
+    if (observer_) observer_->Observe(l, "ffn_in", xb_, n, D);
     MatMul(lw.w_gate, xb_, D, n, hb_, H, scratch_, pool_);
     MatMul(lw.w_up, xb_, D, n, hb2_, H, scratch_, pool_);
     SwiGlu(hb_, hb2_, n * H);
+    if (observer_) observer_->Observe(l, "ffn_mid", hb_, n, H);
     MatMul(lw.w_down, hb_, H, n, xb_, D, scratch_, pool_);
     for (int64_t i = 0; i < n * D; ++i) x_[i] += xb_[i];
   }
@@ -189,6 +193,7 @@ Status LlamaGraph::ForwardChunk(const int32_t* tokens, int32_t n, int32_t pos, f
   const int32_t first = all_logits ? 0 : n - 1;
   const int32_t count = all_logits ? n : 1;
   for (int32_t t = first; t < n; ++t) RmsNorm(x_ + t * D, w.output_norm, xb_ + t * D, D, c.rms_eps);
+  if (observer_) observer_->Observe(-1, "output_in", xb_ + first * D, count, D);
   MatMul(w.output, xb_ + first * D, D, count, logits, c.vocab_size, scratch_, pool_);
   return Status::Ok();
 }

@@ -15,6 +15,16 @@ namespace edgeq {
 
 RopeParams MakeRopeParams(const ModelConfig& c, const std::vector<float>& freq_factors);
 
+// Sees the input of every matrix multiplication (calibration for quantization:
+// activation statistics per input channel). Names: "attn_in" (q/k/v input),
+// "attn_out" (wo input), "ffn_in" (gate/up input), "ffn_mid" (down input),
+// "output_in" (classifier input; layer -1). x is [n_tok][dim].
+class ActivationObserver {
+ public:
+  virtual ~ActivationObserver() = default;
+  virtual void Observe(int32_t layer, const char* name, const float* x, int32_t n_tok, int64_t dim) = 0;
+};
+
 class LlamaGraph {
  public:
   // n_ctx: KV cache length (<= the model's context); max_batch: tokens per prefill
@@ -27,6 +37,7 @@ class LlamaGraph {
   Status Forward(const int32_t* tokens, int32_t n, int32_t pos, bool all_logits, float* logits);
 
   int32_t n_ctx() const { return n_ctx_; }
+  void set_observer(ActivationObserver* o) { observer_ = o; }
   const Model& model() const { return model_; }
   uint64_t ArenaBytes() const { return arena_.size() * sizeof(float); }
   uint64_t KvBytes() const { return kv_k_.size() * sizeof(float) * 2; }
@@ -38,6 +49,7 @@ class LlamaGraph {
 
   const Model& model_;
   ThreadPool& pool_;
+  ActivationObserver* observer_ = nullptr;
   int32_t n_ctx_ = 0;
   int32_t max_batch_ = 0;
   RopeParams rope_;

@@ -34,6 +34,15 @@ struct TokenizerData {
   bool add_bos = false, add_eos = false;
   bool add_space_prefix = true;  // SentencePiece dummy prefix (llama models)
   std::string chat_template;     // raw template text, may be empty
+
+  // Filled only by the tokenizer.json loader (GGUF has no keys for them; `pre` names the
+  // known regex set when the json's regex is a known one, so a converted GGUF behaves
+  // the same). Pre-tokenizer regexes applied in order: each splits the pieces left by the
+  // previous one, keeping both the matches and the text between them. Empty: use the
+  // built-in table entry for `pre`.
+  std::vector<std::string> pre_regexes;
+  bool normalize_nfc = false;  // tokenizer.json normalizer {"type":"NFC"}
+  bool ignore_merges = false;  // BPE: a pre-token that is itself a vocab entry is kept whole
 };
 
 // Loaders. Errors name the file and the field.
