@@ -116,6 +116,18 @@ TEST(Cli, TokenizeIds) {
   EXPECT_EQ(r.out.substr(2), r2.out);
 }
 
+TEST(Cli, ChatWithPlainFallbackTemplate) {
+  // stories260K has no chat template: the documented plain fallback is used and said.
+  auto r = RunEdgeq("chat --temp 0 -n 30", "Once upon a time\n\n");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("plain"), std::string::npos) << r.err;
+  EXPECT_GT(r.out.size(), 10u);
+}
+
+TEST(Cli, ChatRejectsUnknownTemplateName) {
+  ExpectCleanError(RunEdgeq("chat --chat-template nosuch", "hi\n"), "nosuch");
+}
+
 TEST(Cli, PerplexityJson) {
   REQUIRE_SHARED();
   const std::string d = test::SharedDir() + "/models/ref6m/";

@@ -49,10 +49,15 @@ static std::string Slurp(const std::string& path) {
   return ss.str();
 }
 
-CmdResult RunEdgeq(const std::string& args) {
+CmdResult RunEdgeq(const std::string& args, const std::string& stdin_text) {
   static int counter = 0;
   std::string base = TempDir() + "/cmd" + std::to_string(getpid()) + "_" + std::to_string(counter++);
-  std::string cmd = EdgeqBinary() + " " + args + " >" + base + ".out 2>" + base + ".err </dev/null";
+  std::string in = "/dev/null";
+  if (!stdin_text.empty()) {
+    in = base + ".in";
+    std::ofstream(in, std::ios::binary) << stdin_text;
+  }
+  std::string cmd = EdgeqBinary() + " " + args + " >" + base + ".out 2>" + base + ".err <" + in;
   int rc = std::system(cmd.c_str());
   CmdResult r;
   r.exit_code = WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);

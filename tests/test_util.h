@@ -17,7 +17,7 @@ struct CmdResult {
   std::string err;  // stderr
 };
 // Runs `args` (shell-quoted by the caller) with the edgeq binary.
-CmdResult RunEdgeq(const std::string& args);
+CmdResult RunEdgeq(const std::string& args, const std::string& stdin_text = "");
 
 }  // namespace edgeq::test
 
