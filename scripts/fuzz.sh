@@ -22,5 +22,8 @@ for t in "${targets[@]}"; do
   echo "== $t for ${SECS}s (seeds: $corpus)"
   ./build-fuzz/fuzz/"$t" -max_total_time="$SECS" -max_len=1048576 -rss_limit_mb=4096 -timeout=10 \
     -print_final_stats=1 "$work" $( [ -d "$corpus" ] && echo "$corpus" ) 2>&1 | grep -E "stat::number_of_executed_units|ERROR|SUMMARY|crash-|Done" || true
-  if ls crash-* leak-* timeout-* >/dev/null 2>&1; then echo "fuzz: $t found a problem" >&2; exit 1; fi
+  if compgen -G "crash-*" >/dev/null || compgen -G "leak-*" >/dev/null || compgen -G "timeout-*" >/dev/null; then
+    echo "fuzz: $t found a problem (input saved in $(ls crash-* leak-* timeout-* 2>/dev/null | head -1))" >&2
+    exit 1
+  fi
 done

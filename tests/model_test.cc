@@ -213,6 +213,7 @@ TEST(Model, AbsurdLlama2cHeaderIsAnError) {
       {64, 172, 5, 8, 4, 0, 512},         // vocab
       {64, 172, 5, 8, 4, 512, -1},        // seq len
       {64, 172, 100000, 8, 4, 512, 512},  // more layers than the file holds
+      {64, 172, 5, 8, 4, INT32_MIN, 512}, // untied flag on INT32_MIN (fuzzer find: negation overflow)
   };
   for (const auto& v : bad_values) {
     std::string bytes = full;

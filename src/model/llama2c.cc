@@ -64,7 +64,8 @@ Result<std::unique_ptr<Model>> LoadLlama2cModel(const std::string& path,
     RETURN_IF_ERROR(r.Seek(0, "header"));
     RETURN_IF_ERROR(r.Read(&h, "header"));
     shared = h.vocab_size > 0;
-    if (h.vocab_size < 0) h.vocab_size = -h.vocab_size;
+    // INT32_MIN has no positive counterpart: leave it negative for the range check below.
+    if (h.vocab_size < 0 && h.vocab_size != INT32_MIN) h.vocab_size = -h.vocab_size;
   }
   model->format = "llama2c-v" + std::to_string(version);
 
