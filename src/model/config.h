@@ -40,6 +40,9 @@ struct ModelConfig {
   bool tied_embeddings = false;  // output head == token embedding
   bool qkv_bias = false;         // qwen2
   bool qk_norm = false;          // qwen3: per-head RMSNorm of q and k before rope
+  // Layer matrices were rotated by the block Hadamard transform along their input
+  // dimension (model/transforms.h): rotate their input activations the same way.
+  bool rotate_inputs = false;
 };
 
 }  // namespace edgeq

@@ -60,6 +60,7 @@ Status WriteModelGguf(const Model& m, const std::string& out_path, const Convert
     w.SetString(a + "rope.scaling.type", "linear");
     w.SetF32(a + "rope.scaling.factor", c.rope_scaling.linear_factor);
   }
+  if (c.rotate_inputs) w.SetBool("edgeq.rotate_inputs", true);
   AddTokenizerMetadata(m.tokenizer_data, &w);
 
   // Does this model's q/k need reordering for the GGUF arch's RoPE convention?

@@ -105,6 +105,7 @@ Result<std::unique_ptr<Model>> LoadGgufModel(const std::string& path) {
   ASSIGN_OR_RETURN(f, g.GetFloatOr(a + "rope.freq_base", 10000.0));
   c.rope_theta = static_cast<float>(f);
   c.rope_type = c.arch == "llama" ? RopeType::kNormal : RopeType::kNeox;
+  ASSIGN_OR_RETURN(c.rotate_inputs, g.GetBoolOr("edgeq.rotate_inputs", false));
   c.qkv_bias = c.arch == "qwen2";
   c.qk_norm = c.arch == "qwen3";
   if (const GgufValue* st = g.Find(a + "rope.scaling.type"); st != nullptr && st->type == GgufType::kString) {

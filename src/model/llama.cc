@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "kernels/kernels.h"
+#include "ops/hadamard.h"
 
 namespace edgeq {
 
@@ -35,6 +36,10 @@ RopeParams MakeRopeParams(const ModelConfig& c, const std::vector<float>& freq_f
     rp.inv_freq[i] = freq / s.linear_factor;
   }
   return rp;
+}
+
+static void RotateRows(float* x, int32_t n, int64_t dim) {
+  for (int32_t t = 0; t < n; ++t) BlockHadamard(x + t * dim, dim);
 }
 
 Result<std::unique_ptr<LlamaGraph>> LlamaGraph::Create(const Model& model, int32_t n_ctx,
@@ -151,6 +156,7 @@ Status LlamaGraph::ForwardChunk(const int32_t* tokens, int32_t n, int32_t pos, f
     const LayerWeights& lw = w.layers[l];
     for (int32_t t = 0; t < n; ++t) RmsNorm(x_ + t * D, lw.attn_norm, xb_ + t * D, D, c.rms_eps);
     if (observer_) observer_->Observe(l, "attn_in", xb_, n, D);
+    if (c.rotate_inputs) RotateRows(xb_, n, D);
     MatMul(lw.wq, xb_, D, n, q_, q_dim, scratch_, pool_);
     MatMul(lw.wk, xb_, D, n, k_, kv_dim, scratch_, pool_);
     MatMul(lw.wv, xb_, D, n, v_, kv_dim, scratch_, pool_);
@@ -176,15 +182,18 @@ Status LlamaGraph::ForwardChunk(const int32_t* tokens, int32_t n, int32_t pos, f
     }
     Attention(l, n, pos);
     if (observer_) observer_->Observe(l, "attn_out", attn_out_, n, q_dim);
+    if (c.rotate_inputs) RotateRows(attn_out_, n, q_dim);
     MatMul(lw.wo, attn_out_, q_dim, n, xb_, D, scratch_, pool_);
     for (int64_t i = 0; i < n * D; ++i) x_[i] += xb_[i];
 
     for (int32_t t = 0; t < n; ++t) RmsNorm(x_ + t * D, lw.ffn_norm, xb_ + t * D, D, c.rms_eps);
     if (observer_) observer_->Observe(l, "ffn_in", xb_, n, D);
+    if (c.rotate_inputs) RotateRows(xb_, n, D);
     MatMul(lw.w_gate, xb_, D, n, hb_, H, scratch_, pool_);
     MatMul(lw.w_up, xb_, D, n, hb2_, H, scratch_, pool_);
     SwiGlu(hb_, hb2_, n * H);
     if (observer_) observer_->Observe(l, "ffn_mid", hb_, n, H);
+    if (c.rotate_inputs) RotateRows(hb_, n, H);
     MatMul(lw.w_down, hb_, H, n, xb_, D, scratch_, pool_);
     for (int64_t i = 0; i < n * D; ++i) x_[i] += xb_[i];
   }
