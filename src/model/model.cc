@@ -38,7 +38,8 @@ Result<std::unique_ptr<Model>> LoadModel(const LoadOptions& opts) {
   if (p.empty()) return InvalidArgument("no model path given");
   if (IsDirectory(p)) return LoadHfModel(p);
   ASSIGN_OR_RETURN(MappedFile f, MappedFile::Open(p));
-  if (f.size() >= 4 && std::memcmp(f.data(), "GGUF", 4) == 0) return LoadGgufModel(p);
+  const bool gguf_name = p.size() >= 5 && p.compare(p.size() - 5, 5, ".gguf") == 0;
+  if (gguf_name || (f.size() >= 4 && std::memcmp(f.data(), "GGUF", 4) == 0)) return LoadGgufModel(p);
   uint32_t magic = 0;
   if (f.size() >= 4) std::memcpy(&magic, f.data(), 4);
   if (magic == 0x616b3432u || f.size() >= 28) {

@@ -1,0 +1,45 @@
+// edgeq quantize: turns any loaded model into a GGUF file of edgeq's own quantized
+// formats (format/eq_types.h). Steps: dense fp32 copy -> optional outlier transform
+// (smoothing or block rotation, model/transforms.h) -> per-tensor format plan (fixed by
+// the scheme, or chosen from measured sensitivity for "mixed-B") -> quantize -> write.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "model/model.h"
+
+namespace edgeq {
+
+struct QuantizeOptions {
+  std::string scheme = "w4a8-g128";  // w8a8, w4a8-g32, w4a8-g64, w4a8-g128 (+ "a" suffix: asymmetric), fp4-g32, mixed-B
+  std::string outlier = "none";       // none | smooth | rotate
+  float smooth_alpha = 0.5f;
+  std::string calib_text;             // calibration text (needed by smooth and mixed)
+  int32_t calib_ctx = 0;              // 0: min(model context, 256)
+  int32_t calib_chunks = 16;
+  int32_t n_threads = 2;
+  bool quiet = false;
+  std::function<void(int, int, const std::string&)> progress;  // (done, total, what)
+};
+
+struct TensorReport {
+  std::string name;
+  std::string format;
+  double bits_per_weight = 0;  // counting scales
+  double rel_rmse = 0;         // ||W - Q(W)|| / ||W||
+  double sensitivity = -1;     // mixed: KLD when only this tensor is quantized at 4 bits
+};
+
+struct QuantizeReport {
+  std::vector<TensorReport> tensors;
+  double bpw = 0;        // all matrices, counting scales
+  uint64_t file_bytes = 0;
+  std::string plan;      // human-readable summary of choices
+};
+
+Result<QuantizeReport> QuantizeModel(const Model& model, const Tokenizer& tok, const QuantizeOptions& opts,
+                                     const std::string& out_path);
+
+}  // namespace edgeq
