@@ -186,7 +186,8 @@ int Run(BenchFlags& f) {
 }  // namespace
 
 Command RegisterBench(CLI::App& root) {
-  auto* f = new BenchFlags();
+  static BenchFlags flags;  // lives for the process
+  auto* f = &flags;
   CLI::App* app = root.add_subcommand("bench", "measure prompt (ppN) and generation (tgN) speed, llama-bench style");
   AddModelFlags(app, &f->model, false);
   app->add_option("--dummy", f->dummy, "random weights in a real model's shapes: " + [] {

@@ -105,7 +105,8 @@ int Run(ChatFlags& f) {
 }  // namespace
 
 Command RegisterChat(CLI::App& root) {
-  auto* f = new ChatFlags();
+  static ChatFlags flags;  // lives for the process
+  auto* f = &flags;
   CLI::App* app = root.add_subcommand("chat", "interactive chat using the model's chat template");
   AddModelFlags(app, &f->model, true);
   app->add_option("--system", f->system, "system message");

@@ -40,7 +40,8 @@ int Run(ConvertFlags& f) {
 }  // namespace
 
 Command RegisterConvert(CLI::App& root) {
-  auto* f = new ConvertFlags();
+  static ConvertFlags flags;  // lives for the process
+  auto* f = &flags;
   CLI::App* app = root.add_subcommand("convert", "convert a model (GGUF, llama2.c, HF directory) to GGUF");
   app->add_option("IN", f->in, "input model (or -m)");
   app->add_option("OUT", f->out, "output GGUF path")->required();

@@ -87,7 +87,8 @@ int Run(InfoFlags& f) {
 }  // namespace
 
 Command RegisterInfo(CLI::App& root) {
-  auto* f = new InfoFlags();
+  static InfoFlags flags;  // lives for the process
+  auto* f = &flags;
   CLI::App* app = root.add_subcommand("info", "print a model's architecture, tokenizer and tensors");
   app->add_option("MODEL", f->positional, "model path (same as -m)");
   AddModelFlags(app, &f->model, false);

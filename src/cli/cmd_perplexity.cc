@@ -85,7 +85,8 @@ int Run(PplFlags& f) {
 }  // namespace
 
 Command RegisterPerplexity(CLI::App& root) {
-  auto* f = new PplFlags();
+  static PplFlags flags;  // lives for the process
+  auto* f = &flags;
   CLI::App* app = root.add_subcommand("perplexity", "perplexity of a text; KL divergence against a base model");
   AddModelFlags(app, &f->model, true);
   app->add_option("-f,--file", f->file, "text file to score")->required();

@@ -96,7 +96,8 @@ int Run(RunFlags& f) {
 }  // namespace
 
 Command RegisterRun(CLI::App& root) {
-  auto* f = new RunFlags();  // lives for the process
+  static RunFlags flags;  // lives for the process
+  auto* f = &flags;
   CLI::App* app = root.add_subcommand("run", "generate text from a prompt (stdout: text only; stderr: stats)");
   AddModelFlags(app, &f->model, true);
   app->add_option("-p,--prompt", f->prompt, "prompt text (default: empty, i.e. start from BOS)");

@@ -66,7 +66,8 @@ int Run(TokFlags& f) {
 }  // namespace
 
 Command RegisterTokenize(CLI::App& root) {
-  auto* f = new TokFlags();
+  static TokFlags flags;  // lives for the process
+  auto* f = &flags;
   CLI::App* app = root.add_subcommand("tokenize", "print the tokens of a text");
   AddModelFlags(app, &f->model, false);
   auto* p = app->add_option("-p,--prompt", f->prompt, "text to tokenize");

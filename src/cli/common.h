@@ -48,5 +48,6 @@ Command RegisterInfo(CLI::App& root);
 Command RegisterPerplexity(CLI::App& root);
 Command RegisterConvert(CLI::App& root);
 Command RegisterBench(CLI::App& root);
+Command RegisterQuantize(CLI::App& root);
 
 }  // namespace edgeq::cli

@@ -12,7 +12,7 @@ int main(int argc, char** argv) {
       edgeq::cli::RegisterRun(app),      edgeq::cli::RegisterChat(app),
       edgeq::cli::RegisterTokenize(app), edgeq::cli::RegisterInfo(app),
       edgeq::cli::RegisterPerplexity(app), edgeq::cli::RegisterConvert(app),
-      edgeq::cli::RegisterBench(app),
+      edgeq::cli::RegisterBench(app),    edgeq::cli::RegisterQuantize(app),
   };
   try {
     app.parse(argc, argv);

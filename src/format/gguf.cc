@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "core/byte_reader.h"
+#include "format/tensor_types.h"
 
 namespace edgeq {
 namespace {
@@ -214,14 +215,13 @@ Result<std::unique_ptr<GgufFile>> GgufFile::Parse(const uint8_t* data, size_t si
     }
     uint32_t type_id = 0;
     RETURN_IF_ERROR(r.Read(&type_id, "tensor type"));
-    const GgmlTypeTraits* tr = GetGgmlTypeTraits(type_id);
-    if (tr == nullptr) return DataLoss(where() + " has unknown type " + std::to_string(type_id));
-    t.type = tr->type;
+    if (!IsKnownType(type_id)) return DataLoss(where() + " has unknown type " + std::to_string(type_id));
+    t.type = static_cast<GgmlType>(type_id);
     RETURN_IF_ERROR(r.Read(&t.offset, "tensor data offset"));
     if (t.offset % g->alignment_ != 0) {
       return DataLoss(where() + " data offset " + std::to_string(t.offset) + " is not a multiple of the alignment " + std::to_string(g->alignment_));
     }
-    auto row = GgmlRowBytes(t.type, t.dims[0]);
+    auto row = RowBytes(t.type, static_cast<int64_t>(t.dims[0]));
     if (!row.ok()) return DataLoss(where() + ": " + row.status().message());
     uint64_t nbytes = *row;
     for (uint32_t d = 1; d < n_dims; ++d) {
@@ -408,7 +408,7 @@ void GgufWriter::SetI32Array(const std::string& key, const std::vector<int32_t>&
 Status GgufWriter::AddTensor(const std::string& name, GgmlType type, const std::vector<uint64_t>& dims,
                              const void* data, size_t nbytes) {
   if (dims.empty() || dims.size() > 4) return InvalidArgument("tensor '" + name + "': 1 to 4 dimensions");
-  ASSIGN_OR_RETURN(uint64_t expect, GgmlRowBytes(type, dims[0]));
+  ASSIGN_OR_RETURN(uint64_t expect, RowBytes(type, static_cast<int64_t>(dims[0])));
   for (size_t d = 1; d < dims.size(); ++d) expect *= dims[d];
   if (expect != nbytes) {
     return InvalidArgument("tensor '" + name + "': " + std::to_string(nbytes) + " bytes given, shape needs " + std::to_string(expect));

@@ -1,6 +1,5 @@
 // Fills the kernel table once from the detected CPU features. EDGEQ_ISA forces a
-// lower tier (generic, avx2, ...) for tests and for users; asking for a tier the CPU
-// lacks falls back to the best available one and says so on stderr.
+// lower tier (generic, avx2, avx512vnni) for tests and for users.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -15,41 +14,71 @@ namespace edgeq {
 namespace avx2 {
 float DotF32(const float* a, const float* b, int64_t n);
 void AxpyF32(float a, const float* x, float* y, int64_t n);
+void QuantizeAct(const float* x, int64_t x_stride, int64_t n_tok, int64_t n, QuantAct* a);
+void GemmEq(EqType type, const uint8_t* w, uint64_t row_bytes, int64_t r0, int64_t r1, int64_t cols,
+            const QuantAct& a, int64_t n_tok, float* y, int64_t y_stride);
 }  // namespace avx2
+namespace avx512vnni {
+void QuantizeAct(const float* x, int64_t x_stride, int64_t n_tok, int64_t n, QuantAct* a);
+void GemmEq(EqType type, const uint8_t* w, uint64_t row_bytes, int64_t r0, int64_t r1, int64_t cols,
+            const QuantAct& a, int64_t n_tok, float* y, int64_t y_stride);
+}  // namespace avx512vnni
 #endif
 
 namespace {
 
-int TierRank(const std::string& name) {
-  if (name == "generic") return 0;
-  if (name == "avx2") return 1;
-  if (name == "avxvnni") return 2;
-  if (name == "avx512vnni") return 3;
-  return -1;
-}
-
-KernelTable MakeTable() {
+KernelTable Generic() {
   KernelTable t;
   t.isa = "generic";
   t.dot_f32 = generic::DotF32;
   t.axpy_f32 = generic::AxpyF32;
-  int limit = 100;
-  if (const char* env = std::getenv("EDGEQ_ISA"); env != nullptr && *env != 0) {
-    limit = TierRank(env);
-    if (limit < 0) {
-      std::fprintf(stderr, "edgeq: warning: unknown EDGEQ_ISA '%s' (generic, avx2, avxvnni, avx512vnni); using the best available\n", env);
-      limit = 100;
-    }
-  }
+  t.quantize_act = generic::QuantizeAct;
+  t.gemm_eq = generic::GemmEq;
+  return t;
+}
+
+// nullopt-like: returns false when the CPU lacks the tier.
+bool MakeTier(const std::string& tier, KernelTable* out) {
+  *out = Generic();
+  if (tier == "generic") return true;
 #if defined(__x86_64__)
   const CpuFeatures& f = GetCpuFeatures();
-  if (limit >= 1 && f.avx2 && f.fma && f.f16c) {
-    t.isa = "avx2";
-    t.dot_f32 = avx2::DotF32;
-    t.axpy_f32 = avx2::AxpyF32;
+  const bool has_avx2 = f.avx2 && f.fma && f.f16c;
+  if (tier == "avx2" && has_avx2) {
+    out->isa = "avx2";
+    out->dot_f32 = avx2::DotF32;
+    out->axpy_f32 = avx2::AxpyF32;
+    out->quantize_act = avx2::QuantizeAct;
+    out->gemm_eq = avx2::GemmEq;
+    return true;
+  }
+  if (tier == "avx512vnni" && has_avx2 && f.avx512f && f.avx512vl && f.avx512bw && f.avx512vnni) {
+    out->isa = "avx512vnni";
+    out->dot_f32 = avx2::DotF32;
+    out->axpy_f32 = avx2::AxpyF32;
+    out->quantize_act = avx2::QuantizeAct;
+    out->gemm_eq = avx512vnni::GemmEq;
+    return true;
   }
 #endif
-  return t;
+  return false;
+}
+
+const char* const kTiers[] = {"avx512vnni", "avx2", "generic"};  // best first
+
+KernelTable MakeTable() {
+  const char* env = std::getenv("EDGEQ_ISA");
+  std::string want = env != nullptr ? env : "";
+  KernelTable t;
+  if (!want.empty()) {
+    if (MakeTier(want, &t)) return t;
+    std::fprintf(stderr, "edgeq: warning: EDGEQ_ISA=%s is not available on this CPU (tiers: avx512vnni, avx2, "
+                         "generic); using the best available\n", want.c_str());
+  }
+  for (const char* tier : kTiers) {
+    if (MakeTier(tier, &t)) return t;
+  }
+  return Generic();
 }
 
 }  // namespace
@@ -57,6 +86,20 @@ KernelTable MakeTable() {
 const KernelTable& Kernels() {
   static const KernelTable table = MakeTable();
   return table;
+}
+
+const KernelTable* KernelsForTier(const char* tier) {
+  static KernelTable tables[3];
+  static bool ok[3];
+  static const bool init = [] {
+    for (int i = 0; i < 3; ++i) ok[i] = MakeTier(kTiers[i], &tables[i]);
+    return true;
+  }();
+  (void)init;
+  for (int i = 0; i < 3; ++i) {
+    if (std::strcmp(tier, kTiers[i]) == 0) return ok[i] ? &tables[i] : nullptr;
+  }
+  return nullptr;
 }
 
 }  // namespace edgeq

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "format/ggml_types.h"
+#include "kernels/quant_act.h"
 
 namespace edgeq {
 
@@ -15,7 +16,14 @@ struct KernelTable {
   float (*dot_f32)(const float* a, const float* b, int64_t n) = nullptr;
   // y[i] += a * x[i]
   void (*axpy_f32)(float a, const float* x, float* y, int64_t n) = nullptr;
+  // Dynamic activation quantization and the integer W4/W8 x A8 matrix kernel.
+  QuantizeActFn quantize_act = nullptr;
+  GemmEqFn gemm_eq = nullptr;
 };
+
+// The table of one tier ("generic", "avx2", "avx512vnni"); nullptr when this CPU (or
+// this build) lacks it. For tests and benchmarks that compare tiers.
+const KernelTable* KernelsForTier(const char* tier);
 
 // The table for this CPU (detected once; EDGEQ_ISA forces a lower tier).
 const KernelTable& Kernels();
@@ -23,6 +31,9 @@ const KernelTable& Kernels();
 namespace generic {
 float DotF32(const float* a, const float* b, int64_t n);
 void AxpyF32(float a, const float* x, float* y, int64_t n);
+void QuantizeAct(const float* x, int64_t x_stride, int64_t n_tok, int64_t n, QuantAct* a);
+void GemmEq(EqType type, const uint8_t* w, uint64_t row_bytes, int64_t r0, int64_t r1, int64_t cols,
+            const QuantAct& a, int64_t n_tok, float* y, int64_t y_stride);
 }  // namespace generic
 
 }  // namespace edgeq

@@ -3,6 +3,7 @@
 #include <list>
 
 #include "format/gguf.h"
+#include "format/tensor_types.h"
 
 namespace edgeq {
 
@@ -61,6 +62,7 @@ Status WriteModelGguf(const Model& m, const std::string& out_path, const Convert
     w.SetF32(a + "rope.scaling.factor", c.rope_scaling.linear_factor);
   }
   if (c.rotate_inputs) w.SetBool("edgeq.rotate_inputs", true);
+  for (const auto& [k, v] : opts.extra_string_metadata) w.SetString(k, v);
   AddTokenizerMetadata(m.tokenizer_data, &w);
 
   // Does this model's q/k need reordering for the GGUF arch's RoPE convention?
@@ -125,6 +127,12 @@ Status WriteModelGguf(const Model& m, const std::string& out_path, const Convert
       RETURN_IF_ERROR(w.AddTensor(it.name, GgmlType::kF32, {static_cast<uint64_t>(it.n)}, buf.data(), buf.size()));
     } else {
       const Tensor2D& t = *it.t;
+      if (opts.keep_types && !it.permute) {  // already in its final type: copy the bytes
+        RETURN_IF_ERROR(w.AddTensor(it.name, t.type, {static_cast<uint64_t>(t.cols), static_cast<uint64_t>(t.rows)},
+                                    t.data, t.row_bytes * t.rows));
+        if (opts.progress) opts.progress(idx + 1, total, it.name, note);
+        continue;
+      }
       GgmlType type = opts.type;
       const GgmlTypeTraits& tr = GgmlTraits(type);
       if (t.cols % tr.block_size != 0) {
@@ -132,12 +140,12 @@ Status WriteModelGguf(const Model& m, const std::string& out_path, const Convert
                ": stored as f16";
         type = GgmlType::kF16;
       }
-      ASSIGN_OR_RETURN(uint64_t rb, GgmlRowBytes(type, t.cols));
+      ASSIGN_OR_RETURN(uint64_t rb, RowBytes(type, t.cols));
       std::vector<uint8_t>& buf = buffers.emplace_back(rb * t.rows);
       row.resize(t.cols);
       for (int64_t r = 0; r < t.rows; ++r) {
         GetRowF32(t, it.permute ? UnpermuteRow(r, c.head_dim) : r, row.data());
-        RETURN_IF_ERROR(QuantizeRowRef(type, row.data(), buf.data() + r * rb, t.cols));
+        RETURN_IF_ERROR(EncodeRow(type, row.data(), buf.data() + r * rb, t.cols));
       }
       RETURN_IF_ERROR(w.AddTensor(it.name, type, {static_cast<uint64_t>(t.cols), static_cast<uint64_t>(t.rows)},
                                   buf.data(), buf.size()));

@@ -4,6 +4,8 @@
 
 #include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "format/ggml_types.h"
 #include "model/model.h"
@@ -12,6 +14,8 @@ namespace edgeq {
 
 struct ConvertOptions {
   GgmlType type = GgmlType::kF32;  // matrices; vectors (norms, biases) stay F32
+  bool keep_types = false;          // write matrices in the types they already have
+  std::vector<std::pair<std::string, std::string>> extra_string_metadata;
   // Called once per tensor: (index, total, name, note). note is non-empty when the
   // tensor was stored in another type than asked (e.g. rows not a multiple of 32).
   std::function<void(int, int, const std::string&, const std::string&)> progress;

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "format/gguf.h"
+#include "format/tensor_types.h"
 #include "model/model.h"
 
 namespace edgeq {
@@ -23,8 +24,8 @@ class Binder {
       return DataLoss(g_.path() + ": tensor '" + name + "' has " + std::to_string(t->dims.size()) +
                       " dimensions, expected 2");
     }
-    if (!GgmlTraits(t->type).can_dequantize) {
-      return Unimplemented(g_.path() + ": tensor '" + name + "' has type " + GgmlTypeName(t->type) +
+    if (!IsEqType(t->type) && !GgmlTraits(t->type).can_dequantize) {
+      return Unimplemented(g_.path() + ": tensor '" + name + "' has type " + TypeName(t->type) +
                            ", which edgeq cannot compute with");
     }
     Tensor2D out;
@@ -32,7 +33,7 @@ class Binder {
     out.data = t->data;
     out.cols = static_cast<int64_t>(t->dims[0]);
     out.rows = static_cast<int64_t>(t->dims[1]);
-    ASSIGN_OR_RETURN(out.row_bytes, GgmlRowBytes(t->type, t->dims[0]));
+    ASSIGN_OR_RETURN(out.row_bytes, RowBytes(t->type, static_cast<int64_t>(t->dims[0])));
     return out;
   }
 
@@ -51,7 +52,7 @@ class Binder {
       return reinterpret_cast<const float*>(t->data);
     }
     std::vector<float> v(static_cast<size_t>(n));
-    Status st = DequantizeRow(t->type, t->data, v.data(), n);
+    Status st = DecodeRow(t->type, t->data, v.data(), n);
     if (!st.ok()) return st.WithContext(g_.path() + ": tensor '" + name + "'");
     return static_cast<const float*>(m_->Own(std::move(v)));
   }

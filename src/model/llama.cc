@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "kernels/kernels.h"
+#include "kernels/quant_act.h"
 #include "ops/hadamard.h"
 
 namespace edgeq {
@@ -84,6 +85,11 @@ Result<std::unique_ptr<LlamaGraph>> LlamaGraph::Create(const Model& model, int32
   g->hb2_ = take(B * c.hidden_dim);
   g->att_ = take(T * n_ctx);
   g->scratch_ = take(T * max_cols);
+  const int64_t max_in = std::max<int64_t>({c.dim, c.hidden_dim, q_dim});
+  g->act_arena_.assign(QuantActBytes(B, max_in), 0);
+  g->mm_.rows = g->scratch_;
+  g->mm_.act = g->act_arena_.data();
+  g->mm_.act_bytes = g->act_arena_.size();
   return g;
 }
 
@@ -157,9 +163,9 @@ Status LlamaGraph::ForwardChunk(const int32_t* tokens, int32_t n, int32_t pos, f
     for (int32_t t = 0; t < n; ++t) RmsNorm(x_ + t * D, lw.attn_norm, xb_ + t * D, D, c.rms_eps);
     if (observer_) observer_->Observe(l, "attn_in", xb_, n, D);
     if (c.rotate_inputs) RotateRows(xb_, n, D);
-    MatMul(lw.wq, xb_, D, n, q_, q_dim, scratch_, pool_);
-    MatMul(lw.wk, xb_, D, n, k_, kv_dim, scratch_, pool_);
-    MatMul(lw.wv, xb_, D, n, v_, kv_dim, scratch_, pool_);
+    MatMul(lw.wq, xb_, D, n, q_, q_dim, mm_, pool_);
+    MatMul(lw.wk, xb_, D, n, k_, kv_dim, mm_, pool_);
+    MatMul(lw.wv, xb_, D, n, v_, kv_dim, mm_, pool_);
     float* kc = kv_k_.data() + static_cast<int64_t>(l) * n_ctx_ * kv_dim;
     float* vc = kv_v_.data() + static_cast<int64_t>(l) * n_ctx_ * kv_dim;
     for (int32_t t = 0; t < n; ++t) {
@@ -183,18 +189,18 @@ Status LlamaGraph::ForwardChunk(const int32_t* tokens, int32_t n, int32_t pos, f
     Attention(l, n, pos);
     if (observer_) observer_->Observe(l, "attn_out", attn_out_, n, q_dim);
     if (c.rotate_inputs) RotateRows(attn_out_, n, q_dim);
-    MatMul(lw.wo, attn_out_, q_dim, n, xb_, D, scratch_, pool_);
+    MatMul(lw.wo, attn_out_, q_dim, n, xb_, D, mm_, pool_);
     for (int64_t i = 0; i < n * D; ++i) x_[i] += xb_[i];
 
     for (int32_t t = 0; t < n; ++t) RmsNorm(x_ + t * D, lw.ffn_norm, xb_ + t * D, D, c.rms_eps);
     if (observer_) observer_->Observe(l, "ffn_in", xb_, n, D);
     if (c.rotate_inputs) RotateRows(xb_, n, D);
-    MatMul(lw.w_gate, xb_, D, n, hb_, H, scratch_, pool_);
-    MatMul(lw.w_up, xb_, D, n, hb2_, H, scratch_, pool_);
+    MatMul(lw.w_gate, xb_, D, n, hb_, H, mm_, pool_);
+    MatMul(lw.w_up, xb_, D, n, hb2_, H, mm_, pool_);
     SwiGlu(hb_, hb2_, n * H);
     if (observer_) observer_->Observe(l, "ffn_mid", hb_, n, H);
     if (c.rotate_inputs) RotateRows(hb_, n, H);
-    MatMul(lw.w_down, hb_, H, n, xb_, D, scratch_, pool_);
+    MatMul(lw.w_down, hb_, H, n, xb_, D, mm_, pool_);
     for (int64_t i = 0; i < n * D; ++i) x_[i] += xb_[i];
   }
 
@@ -203,7 +209,7 @@ Status LlamaGraph::ForwardChunk(const int32_t* tokens, int32_t n, int32_t pos, f
   const int32_t count = all_logits ? n : 1;
   for (int32_t t = first; t < n; ++t) RmsNorm(x_ + t * D, w.output_norm, xb_ + t * D, D, c.rms_eps);
   if (observer_) observer_->Observe(-1, "output_in", xb_ + first * D, count, D);
-  MatMul(w.output, xb_ + first * D, D, count, logits, c.vocab_size, scratch_, pool_);
+  MatMul(w.output, xb_ + first * D, D, count, logits, c.vocab_size, mm_, pool_);
   return Status::Ok();
 }
 

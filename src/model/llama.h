@@ -66,6 +66,8 @@ class LlamaGraph {
   float* hb2_ = nullptr;      // [B][hidden]
   float* att_ = nullptr;      // [threads][n_ctx] attention scores
   float* scratch_ = nullptr;  // [threads][max cols] dequantized weight rows
+  std::vector<uint8_t> act_arena_;  // quantized activations for the integer kernels
+  MatMulScratch mm_;
 };
 
 }  // namespace edgeq

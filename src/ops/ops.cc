@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "format/eq_types.h"
+#include "format/tensor_types.h"
 #include "kernels/kernels.h"
 
 namespace edgeq {
@@ -42,13 +44,25 @@ void GetRowF32(const Tensor2D& t, int64_t r, float* out) {
     return;
   }
   // Types are validated at load; a failure here is a programmer error.
-  (void)DequantizeRow(t.type, t.row(r), out, t.cols);
+  (void)DecodeRow(t.type, t.row(r), out, t.cols);
 }
 
 void MatMul(const Tensor2D& w, const float* x, int64_t x_stride, int64_t n_tok, float* y,
-            int64_t y_stride, float* scratch, ThreadPool& pool) {
+            int64_t y_stride, const MatMulScratch& scratch_mem, ThreadPool& pool) {
   const KernelTable& k = Kernels();
   const int64_t cols = w.cols;
+  const EqTypeTraits* eq = GetEqTypeTraits(static_cast<uint32_t>(w.type));
+  if (eq != nullptr && eq->integer_kernel && scratch_mem.act != nullptr &&
+      QuantActBytes(n_tok, cols) <= scratch_mem.act_bytes) {
+    QuantAct a = MakeQuantAct(scratch_mem.act, n_tok, cols);
+    k.quantize_act(x, x_stride, n_tok, cols, &a);
+    const uint8_t* base = static_cast<const uint8_t*>(w.data);
+    pool.ParallelFor(w.rows, 16, [&](int, int64_t r0, int64_t r1) {
+      k.gemm_eq(static_cast<EqType>(w.type), base, w.row_bytes, r0, r1, cols, a, n_tok, y, y_stride);
+    });
+    return;
+  }
+  float* scratch = scratch_mem.rows;
   // Grain of 16 rows keeps chunks cache-line friendly for y and balances 2-8 threads.
   pool.ParallelFor(w.rows, 16, [&](int tid, int64_t r0, int64_t r1) {
     float* buf = scratch + static_cast<int64_t>(tid) * cols;  // this thread's row
@@ -57,7 +71,7 @@ void MatMul(const Tensor2D& w, const float* x, int64_t x_stride, int64_t n_tok, 
       if (w.type == GgmlType::kF32) {
         wr = reinterpret_cast<const float*>(w.row(r));
       } else {
-        (void)DequantizeRow(w.type, w.row(r), buf, cols);
+        (void)DecodeRow(w.type, w.row(r), buf, cols);
         wr = buf;
       }
       for (int64_t t = 0; t < n_tok; ++t) y[t * y_stride + r] = k.dot_f32(wr, x + t * x_stride, cols);

@@ -35,13 +35,21 @@ void SwiGlu(float* gate, const float* up, int64_t n);
 // Copies row `r` of `t` to fp32 (dequantizing).
 void GetRowF32(const Tensor2D& t, int64_t r, float* out);
 
+// Scratch memory of a MatMul, owned by the caller's arena.
+struct MatMulScratch {
+  float* rows = nullptr;      // per-thread dequantized weight rows: threads * max cols floats
+  void* act = nullptr;        // quantized activations (kernels/quant_act.h)
+  uint64_t act_bytes = 0;
+};
+
 // Y = X W^T for n_tok tokens: x is [n_tok][x_stride] (first w.cols used), y is
 // [n_tok][y_stride] (first w.rows written). Weight rows are split across threads and
 // each row is read once for all tokens (the prefill GEMM shape); n_tok == 1 is the
-// decode GEMV. `scratch` holds per-thread dequantized rows: at least
-// pool.size() * w.cols floats.
+// decode GEMV. edgeq's integer formats (w8c, w4g*) quantize the activations to int8
+// per 32-block once per call and run the integer kernel; other types dequantize each
+// weight row to fp32.
 void MatMul(const Tensor2D& w, const float* x, int64_t x_stride, int64_t n_tok, float* y,
-            int64_t y_stride, float* scratch, ThreadPool& pool);
+            int64_t y_stride, const MatMulScratch& scratch, ThreadPool& pool);
 
 // Rotary embedding tables. inv_freq[i] for i < head_dim/2, already adjusted for
 // Llama-3 / linear scaling.

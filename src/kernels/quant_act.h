@@ -1,0 +1,45 @@
+// Run-time activation quantization (the "A8" of W4A8/W8A8) and the integer
+// matrix kernels that consume it.
+//
+// A quantized activation row of n values is stored as nb = ceil(n/32) blocks of 32:
+// int8 q[nb*32] (zero-padded), float d[nb] (scale = max|x| / 127 of the block) and
+// int32 s[nb] (sum of the block's q, for asymmetric weights and the unsigned-weight
+// trick of the SIMD kernels). Per-32 scales cost nothing in the kernels: every weight
+// block already ends with a float multiply, and they keep one outlier from coarsening
+// the whole token's quantization.
+#pragma once
+
+#include <cstdint>
+
+#include "format/eq_types.h"
+
+namespace edgeq {
+
+constexpr int kActBlock = 32;
+
+struct QuantAct {
+  int8_t* q = nullptr;   // [n_tok][nb*32]
+  float* d = nullptr;    // [n_tok][nb]
+  int32_t* s = nullptr;  // [n_tok][nb]
+  int64_t nb = 0;        // blocks per row
+  const int8_t* qrow(int64_t t) const { return q + t * nb * kActBlock; }
+  const float* drow(int64_t t) const { return d + t * nb; }
+  const int32_t* srow(int64_t t) const { return s + t * nb; }
+};
+
+// Bytes of scratch a QuantAct for n_tok rows of n values needs.
+inline uint64_t QuantActBytes(int64_t n_tok, int64_t n) {
+  const int64_t nb = (n + kActBlock - 1) / kActBlock;
+  return static_cast<uint64_t>(n_tok) * nb * (kActBlock + 8) + 64;
+}
+// Lays out a QuantAct in `mem` (QuantActBytes bytes).
+QuantAct MakeQuantAct(void* mem, int64_t n_tok, int64_t n);
+
+// Matrix kernel: for rows r in [r0, r1) of a weight matrix of type t (row_bytes each)
+// and every token row of `a`: y[tok * y_stride + r] = W[r] . dequant(a[tok]).
+using GemmEqFn = void (*)(EqType t, const uint8_t* w, uint64_t row_bytes, int64_t r0, int64_t r1, int64_t cols,
+                          const QuantAct& a, int64_t n_tok, float* y, int64_t y_stride);
+// Activation quantizer: rows of x ([n_tok][x_stride], n used) into a.
+using QuantizeActFn = void (*)(const float* x, int64_t x_stride, int64_t n_tok, int64_t n, QuantAct* a);
+
+}  // namespace edgeq

@@ -1,0 +1,152 @@
+// edgeq's quantized formats and integer kernels: format error statistics pinned in
+// narrow windows, partial groups, and every compiled kernel tier against the generic
+// reference on odd sizes.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "format/eq_types.h"
+#include "format/tensor_types.h"
+#include "kernels/kernels.h"
+
+namespace edgeq {
+namespace {
+
+std::vector<float> Gaussian(size_t n, uint64_t seed, float outlier_every = 0) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = nd(rng);
+  if (outlier_every > 0) {
+    for (size_t i = 0; i < n; i += static_cast<size_t>(outlier_every)) v[i] *= 20.0f;
+  }
+  return v;
+}
+
+double RelRmse(GgmlType t, const std::vector<float>& x, int64_t cols) {
+  const int64_t rows = static_cast<int64_t>(x.size()) / cols;
+  auto rb = RowBytes(t, cols);
+  EXPECT_TRUE(rb.ok());
+  std::vector<uint8_t> buf(*rb);
+  std::vector<float> back(cols);
+  double e = 0, n = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    EXPECT_TRUE(EncodeRow(t, x.data() + r * cols, buf.data(), cols).ok());
+    EXPECT_TRUE(DecodeRow(t, buf.data(), back.data(), cols).ok());
+    for (int64_t j = 0; j < cols; ++j) {
+      e += (back[j] - x[r * cols + j]) * double(back[j] - x[r * cols + j]);
+      n += double(x[r * cols + j]) * x[r * cols + j];
+    }
+  }
+  return std::sqrt(e / n);
+}
+
+TEST(EqFormats, RowBytesIncludePartialGroups) {
+  EXPECT_EQ(*EqRowBytes(EqType::kW4G32, 172), 6u * 18);   // 5 full groups + 1 partial
+  EXPECT_EQ(*EqRowBytes(EqType::kW4G128, 172), 2u * 66);
+  EXPECT_EQ(*EqRowBytes(EqType::kW4G64A, 64), 36u);
+  EXPECT_EQ(*EqRowBytes(EqType::kW8C, 172), 176u);
+  EXPECT_FALSE(EqRowBytes(EqType::kW4G32, 0).ok());
+  EXPECT_FALSE(EqRowBytes(EqType::kW4G32, int64_t{1} << 40).ok());
+  EXPECT_NEAR(BitsPerWeight(static_cast<GgmlType>(EqType::kW4G32), 4096), 4.5, 1e-9);
+  EXPECT_NEAR(BitsPerWeight(static_cast<GgmlType>(EqType::kW4G128), 4096), 4.125, 1e-9);
+}
+
+// Relative RMS error on N(0,1) data, pinned in +-5% windows around the measured values
+// (so that both regressions and improvements show).
+TEST(EqFormats, ErrorStatisticsArePinned) {
+  const auto x = Gaussian(64 * 1024, 1);
+  struct Case {
+    EqType t;
+    double expect;
+  } cases[] = {
+      {EqType::kW8C, 0.00778},   {EqType::kW4G32, 0.08119},  {EqType::kW4G64, 0.09055}, {EqType::kW4G128, 0.09825},
+      {EqType::kW4G32A, 0.07135}, {EqType::kW4G128A, 0.09095}, {EqType::kFp4G32, 0.15772},
+  };
+  for (auto& c : cases) {
+    const double e = RelRmse(static_cast<GgmlType>(c.t), x, 1024);
+    std::printf("%-12s rel rmse %.5f\n", GetEqTypeTraits(static_cast<uint32_t>(c.t))->name, e);
+    EXPECT_GT(e, c.expect * 0.95) << GetEqTypeTraits(static_cast<uint32_t>(c.t))->name;
+    EXPECT_LT(e, c.expect * 1.05) << GetEqTypeTraits(static_cast<uint32_t>(c.t))->name;
+  }
+}
+
+TEST(EqFormats, OddRowLengthsRoundTrip) {
+  for (EqType t : {EqType::kW8C, EqType::kW4G32, EqType::kW4G64, EqType::kW4G128, EqType::kW4G32A,
+                   EqType::kW4G128A, EqType::kFp4G32}) {
+    for (int64_t n : {1, 3, 17, 31, 33, 172, 1023}) {
+      auto x = Gaussian(n, 7 + n);
+      const double e = RelRmse(static_cast<GgmlType>(t), x, n);
+      EXPECT_LT(e, t == EqType::kW8C ? 0.02 : 0.2) << GetEqTypeTraits(static_cast<uint32_t>(t))->name << " n=" << n;
+    }
+  }
+}
+
+std::vector<const KernelTable*> Tiers() {
+  std::vector<const KernelTable*> v;
+  for (const char* t : {"generic", "avx2", "avx512vnni"}) {
+    if (const KernelTable* k = KernelsForTier(t)) v.push_back(k);
+  }
+  return v;
+}
+
+TEST(EqKernels, ActivationQuantizationMatchesReferenceOnEveryTier) {
+  const KernelTable* ref = KernelsForTier("generic");
+  ASSERT_NE(ref, nullptr);
+  for (int64_t n : {1, 31, 32, 33, 172, 288, 1023}) {
+    auto x = Gaussian(3 * n, n, 13);
+    std::vector<uint8_t> m1(QuantActBytes(3, n)), m2(QuantActBytes(3, n));
+    QuantAct a = MakeQuantAct(m1.data(), 3, n), b = MakeQuantAct(m2.data(), 3, n);
+    ref->quantize_act(x.data(), n, 3, n, &a);
+    for (const KernelTable* k : Tiers()) {
+      k->quantize_act(x.data(), n, 3, n, &b);
+      for (int64_t i = 0; i < 3 * a.nb * kActBlock; ++i) ASSERT_EQ(a.q[i], b.q[i]) << k->isa << " n=" << n << " i=" << i;
+      for (int64_t i = 0; i < 3 * a.nb; ++i) {
+        ASSERT_EQ(a.d[i], b.d[i]) << k->isa;
+        ASSERT_EQ(a.s[i], b.s[i]) << k->isa;
+      }
+    }
+  }
+}
+
+TEST(EqKernels, EveryTierMatchesGenericAndTheFloatDefinition) {
+  const KernelTable* ref = KernelsForTier("generic");
+  for (EqType t : {EqType::kW8C, EqType::kW4G32, EqType::kW4G64, EqType::kW4G128, EqType::kW4G32A, EqType::kW4G64A,
+                   EqType::kW4G128A}) {
+    for (int64_t cols : {32, 64, 96, 128, 172, 288, 1024}) {
+      const int64_t rows = 37, n_tok = 3;
+      auto w = Gaussian(rows * cols, cols * 31 + static_cast<int>(t));
+      auto x = Gaussian(n_tok * cols, cols + 5, 17);
+      const uint64_t rb = *EqRowBytes(t, cols);
+      std::vector<uint8_t> wq(rb * rows);
+      for (int64_t r = 0; r < rows; ++r) ASSERT_TRUE(QuantizeRowEq(t, w.data() + r * cols, wq.data() + r * rb, cols, nullptr).ok());
+      std::vector<uint8_t> mem(QuantActBytes(n_tok, cols));
+      QuantAct a = MakeQuantAct(mem.data(), n_tok, cols);
+      ref->quantize_act(x.data(), cols, n_tok, cols, &a);
+      // Float definition: dequantized weights . dequantized activations.
+      std::vector<float> wd(cols), yref(n_tok * rows), y(n_tok * rows);
+      for (int64_t r = 0; r < rows; ++r) {
+        ASSERT_TRUE(DequantizeRowEq(t, wq.data() + r * rb, wd.data(), cols).ok());
+        for (int64_t tk = 0; tk < n_tok; ++tk) {
+          double s = 0;
+          for (int64_t j = 0; j < cols; ++j) s += wd[j] * double(a.q[tk * a.nb * kActBlock + j]) * a.d[tk * a.nb + j / kActBlock];
+          yref[tk * rows + r] = static_cast<float>(s);
+        }
+      }
+      for (const KernelTable* k : Tiers()) {
+        k->gemm_eq(t, wq.data(), rb, 0, rows, cols, a, n_tok, y.data(), rows);
+        for (int64_t i = 0; i < n_tok * rows; ++i) {
+          // Integer block sums are exact; only the per-block float accumulation order
+          // differs: relative 1e-5 of the row's magnitude.
+          ASSERT_NEAR(y[i], yref[i], 1e-4 * (1.0 + std::fabs(yref[i])) + 1e-5 * cols)
+              << k->isa << " " << GetEqTypeTraits(static_cast<uint32_t>(t))->name << " cols=" << cols << " i=" << i;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace edgeq
