@@ -148,5 +148,23 @@ TEST(EqKernels, EveryTierMatchesGenericAndTheFloatDefinition) {
   }
 }
 
+TEST(Kernels, F16ConversionAndF32DotMatchGenericOnEveryTier) {
+  const KernelTable* ref = KernelsForTier("generic");
+  std::mt19937 rng(3);
+  for (int64_t n : {1, 7, 8, 9, 31, 33, 172, 1023}) {
+    std::vector<uint16_t> h(n);
+    for (auto& v : h) v = static_cast<uint16_t>(rng() & 0x7BFF);  // finite halves of both signs
+    std::vector<float> a(n), b(n);
+    ref->f16_to_f32(h.data(), a.data(), n);
+    auto x = Gaussian(n, n), y = Gaussian(n, n + 1);
+    const float dref = ref->dot_f32(x.data(), y.data(), n);
+    for (const KernelTable* k : Tiers()) {
+      k->f16_to_f32(h.data(), b.data(), n);
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(a[i], b[i]) << k->isa << " n=" << n;
+      EXPECT_NEAR(k->dot_f32(x.data(), y.data(), n), dref, 1e-5 * n) << k->isa;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace edgeq

@@ -9,10 +9,12 @@
 
 #include "cli/common.h"
 #include "core/membw.h"
+#include "format/tensor_types.h"
 #include "kernels/kernels.h"
 #include "model/convert.h"
 #include "model/dummy.h"
 #include "model/llama.h"
+#include "model/quantize.h"
 #include "nlohmann/json.hpp"
 
 namespace edgeq::cli {
@@ -23,6 +25,7 @@ struct BenchFlags {
   std::string dummy;
   std::string dummy_type = "f16";
   std::string gguf_out;
+  std::string scheme;  // quantize in memory first (w8a8, w4a8-g128, ...)
   std::vector<int32_t> n_prompt = {128};
   std::vector<int32_t> n_gen = {64};
   std::vector<int32_t> threads;
@@ -75,6 +78,14 @@ int Run(BenchFlags& f) {
     if (!loaded.ok()) return Fail(loaded.status());
     model = std::move(loaded->model);
   }
+  std::unique_ptr<Model> source;  // the unquantized model a quantized one points into
+  if (!f.scheme.empty()) {
+    std::fprintf(stderr, "edgeq: quantizing to %s in memory...\n", f.scheme.c_str());
+    auto q = QuantizeInMemory(*model, f.scheme, f.threads.empty() ? 2 : f.threads.back());
+    if (!q.ok()) return Fail(q.status());
+    source = std::move(model);
+    model = std::move(q).value();
+  }
   const ModelConfig& c = model->config;
   if (f.threads.empty()) f.threads = {f.model.threads > 0 ? f.model.threads : 2};
   double membw = f.membw_gbps;
@@ -96,7 +107,7 @@ int Run(BenchFlags& f) {
     for (const Tensor2D* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) add(*t);
   }
   const double bpw = params ? 8.0 * stored / params : 0;
-  const std::string scheme = GgmlTypeName(model->weights.wq_type());
+  const std::string scheme = f.scheme.empty() ? TypeName(model->weights.wq_type()) : f.scheme;
   const std::string name = f.dummy.empty() ? model->path : f.dummy;
 
   nlohmann::json out = nlohmann::json::array();
@@ -196,6 +207,7 @@ Command RegisterBench(CLI::App& root) {
     return s;
   }());
   app->add_option("--dummy-type", f->dummy_type, "storage of dummy weights: f16 (default) or f32");
+  app->add_option("--scheme", f->scheme, "quantize the weights in memory first: w8a8, w4a8-g32, w4a8-g128, ...");
   app->add_option("--gguf", f->gguf_out, "with --dummy: write the random model as GGUF F16 to this path and exit");
   app->add_option("-p,--n-prompt", f->n_prompt, "prompt lengths (ppN tests)")->delimiter(',');
   app->add_option("-n,--n-gen", f->n_gen, "generation lengths (tgN tests)")->delimiter(',');

@@ -14,6 +14,7 @@ namespace edgeq {
 namespace avx2 {
 float DotF32(const float* a, const float* b, int64_t n);
 void AxpyF32(float a, const float* x, float* y, int64_t n);
+void F16ToF32(const uint16_t* src, float* dst, int64_t n);
 void QuantizeAct(const float* x, int64_t x_stride, int64_t n_tok, int64_t n, QuantAct* a);
 void GemmEq(EqType type, const uint8_t* w, uint64_t row_bytes, int64_t r0, int64_t r1, int64_t cols,
             const QuantAct& a, int64_t n_tok, float* y, int64_t y_stride);
@@ -32,6 +33,7 @@ KernelTable Generic() {
   t.isa = "generic";
   t.dot_f32 = generic::DotF32;
   t.axpy_f32 = generic::AxpyF32;
+  t.f16_to_f32 = generic::F16ToF32;
   t.quantize_act = generic::QuantizeAct;
   t.gemm_eq = generic::GemmEq;
   return t;
@@ -48,6 +50,7 @@ bool MakeTier(const std::string& tier, KernelTable* out) {
     out->isa = "avx2";
     out->dot_f32 = avx2::DotF32;
     out->axpy_f32 = avx2::AxpyF32;
+    out->f16_to_f32 = avx2::F16ToF32;
     out->quantize_act = avx2::QuantizeAct;
     out->gemm_eq = avx2::GemmEq;
     return true;
@@ -56,6 +59,7 @@ bool MakeTier(const std::string& tier, KernelTable* out) {
     out->isa = "avx512vnni";
     out->dot_f32 = avx2::DotF32;
     out->axpy_f32 = avx2::AxpyF32;
+    out->f16_to_f32 = avx2::F16ToF32;
     out->quantize_act = avx2::QuantizeAct;
     out->gemm_eq = avx512vnni::GemmEq;
     return true;

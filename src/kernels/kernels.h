@@ -16,6 +16,8 @@ struct KernelTable {
   float (*dot_f32)(const float* a, const float* b, int64_t n) = nullptr;
   // y[i] += a * x[i]
   void (*axpy_f32)(float a, const float* x, float* y, int64_t n) = nullptr;
+  // fp16 -> fp32 conversion of n values (F16 weights).
+  void (*f16_to_f32)(const uint16_t* src, float* dst, int64_t n) = nullptr;
   // Dynamic activation quantization and the integer W4/W8 x A8 matrix kernel.
   QuantizeActFn quantize_act = nullptr;
   GemmEqFn gemm_eq = nullptr;
@@ -31,6 +33,7 @@ const KernelTable& Kernels();
 namespace generic {
 float DotF32(const float* a, const float* b, int64_t n);
 void AxpyF32(float a, const float* x, float* y, int64_t n);
+void F16ToF32(const uint16_t* src, float* dst, int64_t n);
 void QuantizeAct(const float* x, int64_t x_stride, int64_t n_tok, int64_t n, QuantAct* a);
 void GemmEq(EqType type, const uint8_t* w, uint64_t row_bytes, int64_t r0, int64_t r1, int64_t cols,
             const QuantAct& a, int64_t n_tok, float* y, int64_t y_stride);

@@ -1,6 +1,7 @@
 #include "model/quantize.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <sys/stat.h>
@@ -165,6 +166,58 @@ class KldMeter {
 };
 
 }  // namespace
+
+Result<std::unique_ptr<Model>> QuantizeInMemory(const Model& model, const std::string& scheme_name, int32_t n_threads) {
+  ASSIGN_OR_RETURN(Scheme scheme, ParseScheme(scheme_name));
+  if (scheme.mixed_bpw > 0) return InvalidArgument("mixed schemes need calibration: use edgeq quantize");
+  ASSIGN_OR_RETURN(GgmlType fmt_matrix, TypeByName(scheme.matrix_format));
+  ASSIGN_OR_RETURN(GgmlType fmt_embed, TypeByName(scheme.embed_format));
+  auto out = std::make_unique<Model>();
+  out->config = model.config;
+  out->tokenizer_data = model.tokenizer_data;
+  out->rope_freq_factors = model.rope_freq_factors;
+  out->path = model.path;
+  out->format = model.format + "+" + scheme_name;
+  out->weights = model.weights;  // vectors point into `model` (it must outlive `out`)
+  ThreadPool pool(n_threads > 0 ? n_threads : 2);
+  Status status;
+  auto convert = [&](Tensor2D* t, GgmlType type) {
+    if (!status.ok() || t->empty()) return;
+    auto rb = RowBytes(type, t->cols);
+    if (!rb.ok()) {
+      status = rb.status();
+      return;
+    }
+    auto buf = std::shared_ptr<uint8_t[]>(new uint8_t[*rb * t->rows]);
+    const Tensor2D src = *t;
+    std::atomic<bool> failed{false};
+    pool.ParallelFor(src.rows, 16, [&](int tid, int64_t r0, int64_t r1) {
+      std::vector<float> row(src.cols);
+      for (int64_t r = r0; r < r1; ++r) {
+        GetRowF32(src, r, row.data());
+        if (!EncodeRow(type, row.data(), buf.get() + r * *rb, src.cols).ok()) failed = true;
+      }
+    });
+    if (failed) {
+      status = Internal("quantizing a matrix failed");
+      return;
+    }
+    out->keep_alive.push_back(std::shared_ptr<const void>(buf, buf.get()));
+    t->type = type;
+    t->data = buf.get();
+    t->row_bytes = *rb;
+  };
+  ModelWeights& w = out->weights;
+  const bool tied = model.config.tied_embeddings;
+  convert(&w.token_embd, fmt_embed);
+  if (tied) w.output = w.token_embd;
+  else convert(&w.output, fmt_embed);
+  for (auto& l : w.layers) {
+    for (Tensor2D* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) convert(t, fmt_matrix);
+  }
+  RETURN_IF_ERROR(status);
+  return out;
+}
 
 Result<QuantizeReport> QuantizeModel(const Model& model, const Tokenizer& tok, const QuantizeOptions& opts,
                                      const std::string& out_path) {

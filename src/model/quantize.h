@@ -39,6 +39,11 @@ struct QuantizeReport {
   std::string plan;      // human-readable summary of choices
 };
 
+// Quantizes a model's matrices in memory with a fixed scheme (no outlier transform, no
+// calibration): for benchmarks on random weights. The result owns its bytes and keeps
+// `model` alive through shared vectors (norms are copied).
+Result<std::unique_ptr<Model>> QuantizeInMemory(const Model& model, const std::string& scheme, int32_t n_threads);
+
 Result<QuantizeReport> QuantizeModel(const Model& model, const Tokenizer& tok, const QuantizeOptions& opts,
                                      const std::string& out_path);
 

@@ -43,6 +43,10 @@ void GetRowF32(const Tensor2D& t, int64_t r, float* out) {
     std::memcpy(out, t.row(r), sizeof(float) * t.cols);
     return;
   }
+  if (t.type == GgmlType::kF16) {
+    Kernels().f16_to_f32(reinterpret_cast<const uint16_t*>(t.row(r)), out, t.cols);
+    return;
+  }
   // Types are validated at load; a failure here is a programmer error.
   (void)DecodeRow(t.type, t.row(r), out, t.cols);
 }
@@ -71,7 +75,8 @@ void MatMul(const Tensor2D& w, const float* x, int64_t x_stride, int64_t n_tok, 
       if (w.type == GgmlType::kF32) {
         wr = reinterpret_cast<const float*>(w.row(r));
       } else {
-        (void)DecodeRow(w.type, w.row(r), buf, cols);
+        if (w.type == GgmlType::kF16) k.f16_to_f32(reinterpret_cast<const uint16_t*>(w.row(r)), buf, cols);
+        else (void)DecodeRow(w.type, w.row(r), buf, cols);
         wr = buf;
       }
       for (int64_t t = 0; t < n_tok; ++t) y[t * y_stride + r] = k.dot_f32(wr, x + t * x_stride, cols);

@@ -1,3 +1,4 @@
+#include "core/fp16.h"
 #include "kernels/kernels.h"
 
 namespace edgeq::generic {
@@ -13,6 +14,10 @@ float DotF32(const float* a, const float* b, int64_t n) {
   float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
   for (; i < n; ++i) s += a[i] * b[i];
   return s;
+}
+
+void F16ToF32(const uint16_t* src, float* dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = Fp16ToFp32(src[i]);
 }
 
 void AxpyF32(float a, const float* x, float* y, int64_t n) {
