@@ -317,3 +317,89 @@ TEST(Sampler, PenaltiesLowerRepeatedTokens) {
 
 }  // namespace
 }  // namespace edgeq
+
+namespace edgeq {
+namespace {
+
+// Writes stories260K in llama2.c's versioned layouts (export.py's version1_export and
+// version2_export) and checks they load to the same model.
+struct Bytes {
+  std::string b;
+  template <typename T>
+  void Put(T v) { b.append(reinterpret_cast<const char*>(&v), sizeof v); }
+  void PutF(const float* p, int64_t n) { b.append(reinterpret_cast<const char*>(p), n * 4); }
+};
+
+std::vector<float> AllRows(const Tensor2D& t) {
+  std::vector<float> v(t.rows * t.cols);
+  for (int64_t r = 0; r < t.rows; ++r) GetRowF32(t, r, v.data() + r * t.cols);
+  return v;
+}
+
+std::string VersionedCheckpoint(const Model& m, int version, int group) {
+  const ModelConfig& c = m.config;
+  Bytes out;
+  out.Put<uint32_t>(0x616b3432);
+  out.Put<int32_t>(version);
+  for (int32_t v : {c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size, c.context_length}) out.Put(v);
+  out.Put<uint8_t>(1);  // shared classifier
+  if (version == 2) out.Put<int32_t>(group);
+  out.b.resize(256, '\0');
+  const auto& w = m.weights;
+  for (const auto& l : w.layers) out.PutF(l.attn_norm, c.dim);
+  for (const auto& l : w.layers) out.PutF(l.ffn_norm, c.dim);
+  out.PutF(w.output_norm, c.dim);
+  std::vector<std::vector<float>> mats = {AllRows(w.token_embd)};
+  for (auto f : {&LayerWeights::wq, &LayerWeights::wk, &LayerWeights::wv, &LayerWeights::wo, &LayerWeights::w_gate,
+                 &LayerWeights::w_down, &LayerWeights::w_up}) {
+    for (const auto& l : w.layers) mats.push_back(AllRows(l.*f));
+  }
+  if (version == 1) {
+    for (const auto& v : mats) out.PutF(v.data(), v.size());
+    return out.b;
+  }
+  std::vector<float> scales;
+  for (const auto& v : mats) {  // int8 groups, scales after all of them
+    for (size_t g = 0; g < v.size(); g += group) {
+      float amax = 0;
+      for (int i = 0; i < group; ++i) amax = std::max(amax, std::fabs(v[g + i]));
+      const float s = amax / 127.0f;
+      scales.push_back(s);
+      for (int i = 0; i < group; ++i) out.Put<int8_t>(static_cast<int8_t>(std::lround(s > 0 ? v[g + i] / s : 0)));
+    }
+  }
+  out.PutF(scales.data(), scales.size());
+  return out.b;
+}
+
+TEST(Model, Llama2cVersion1And2Load) {
+  auto m = MustLoad(Stories(), Tok512());
+  ASSERT_TRUE(m);
+  std::vector<int32_t> toks = {1, 403, 407, 261, 378};
+  ThreadPool pool(1);
+  auto logits = [&](const Model& mm) {
+    auto g = LlamaGraph::Create(mm, 16, 16, &pool);
+    std::vector<float> l(512);
+    EXPECT_TRUE((*g)->Forward(toks.data(), toks.size(), 0, false, l.data()).ok());
+    return l;
+  };
+  const auto base = logits(*m);
+  for (int version : {1, 2}) {
+    std::string p = WriteTemp("v" + std::to_string(version) + ".bin", VersionedCheckpoint(*m, version, 32));
+    auto v = LoadModel({p, Tok512()});
+    ASSERT_TRUE(v.ok()) << v.status().message();
+    EXPECT_EQ((*v)->format, "llama2c-v" + std::to_string(version));
+    const auto l = logits(**v);
+    double err = 0;
+    for (int i = 0; i < 512; ++i) err = std::max(err, double(std::fabs(l[i] - base[i])));
+    if (version == 1) EXPECT_EQ(err, 0.0);  // same fp32 weights
+    else EXPECT_LT(err, 0.25) << "int8 groups of 32";
+    // Truncated versioned files are errors.
+    std::string full = VersionedCheckpoint(*m, version, 32);
+    auto t = LoadModel({WriteTemp("vt.bin", full.substr(0, full.size() - 5)), Tok512()});
+    EXPECT_FALSE(t.ok());
+  }
+}
+
+}  // namespace
+}  // namespace edgeq
