@@ -18,6 +18,7 @@ struct PplFlags {
   int32_t batch = 64;
   bool json = false;
   bool no_progress = false;
+  bool adaptive_act = false;
 };
 
 void ProgressBar(int done, int total) {
@@ -50,6 +51,7 @@ int Run(PplFlags& f) {
   po.max_chunks = f.chunks;
   po.n_threads = f.model.threads;
   po.batch = f.batch;
+  po.adaptive_act_bits = f.adaptive_act;
   auto r = ComputePerplexity(*loaded->model, *loaded->tokenizer, base.get(), *text, po,
                              f.no_progress ? std::function<void(int, int)>() : ProgressBar);
   if (!r.ok()) return Fail(r.status());
@@ -60,6 +62,7 @@ int Run(PplFlags& f) {
     j["tokens"] = r->tokens_scored;
     j["chunks"] = r->chunks;
     j["ctx"] = r->n_ctx;
+    if (f.adaptive_act) j["low_bit_fraction"] = r->low_bit_fraction;
     if (r->has_kl) {
       j["kl_base"] = f.kl_base;
       j["base_ppl"] = r->base_ppl;
@@ -95,6 +98,7 @@ Command RegisterPerplexity(CLI::App& root) {
   app->add_option("--kl-base-tokenizer", f->kl_base_tokenizer, "tokenizer.bin for a llama2.c base model (default: -z)");
   app->add_option("-b,--batch-size", f->batch, "evaluation chunk size")->check(CLI::Range(1, 1 << 16));
   app->add_flag("--json", f->json, "print one JSON object");
+  app->add_flag("--adaptive-act", f->adaptive_act, "token-adaptive 4/8-bit activations (integer-kernel formats)");
   app->add_flag("--no-progress", f->no_progress, "no progress bar");
   return {app, [f] { return Run(*f); }};
 }

@@ -27,6 +27,7 @@ struct RunFlags {
   bool ignore_eos = false;
   bool no_special = false;
   int32_t batch = 64;
+  bool adaptive_act = false;
 };
 
 int Run(RunFlags& f) {
@@ -50,6 +51,7 @@ int Run(RunFlags& f) {
   so.n_ctx = f.model.ctx;
   so.n_threads = f.model.threads;
   so.batch = f.batch;
+  so.adaptive_act_bits = f.adaptive_act;
   auto session = Session::Create(model, tok, so);
   if (!session.ok()) return Fail(session.status());
   if (static_cast<int64_t>(prompt.size()) > (*session)->n_ctx()) {
@@ -116,6 +118,7 @@ Command RegisterRun(CLI::App& root) {
   app->add_flag("--ignore-eos", f->ignore_eos, "keep generating past EOS");
   app->add_flag("--no-special", f->no_special, "treat special-token text in the prompt as plain text");
   app->add_option("-b,--batch-size", f->batch, "prefill chunk size")->check(CLI::Range(1, 1 << 16));
+  app->add_flag("--adaptive-act", f->adaptive_act, "token-adaptive 4/8-bit activations (integer-kernel formats)");
   return {app, [f] { return Run(*f); }};
 }
 

@@ -35,6 +35,11 @@ inline uint64_t QuantActBytes(int64_t n_tok, int64_t n) {
 // Lays out a QuantAct in `mem` (QuantActBytes bytes).
 QuantAct MakeQuantAct(void* mem, int64_t n_tok, int64_t n);
 
+// Re-quantizes token row t of `a` from x to 4 bits (per 32-block scale max|x|/7, values in
+// [-7, 7] kept in the int8 lanes, so every kernel consumes it unchanged). The "low"
+// precision of token-adaptive activation quantization.
+void QuantizeActRow4(const float* x, int64_t n, QuantAct* a, int64_t t);
+
 // Matrix kernel: for rows r in [r0, r1) of a weight matrix of type t (row_bytes each)
 // and every token row of `a`: y[tok * y_stride + r] = W[r] . dequant(a[tok]).
 using GemmEqFn = void (*)(EqType t, const uint8_t* w, uint64_t row_bytes, int64_t r0, int64_t r1, int64_t cols,

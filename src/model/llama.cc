@@ -90,6 +90,9 @@ Result<std::unique_ptr<LlamaGraph>> LlamaGraph::Create(const Model& model, int32
   g->mm_.rows = g->scratch_;
   g->mm_.act = g->act_arena_.data();
   g->mm_.act_bytes = g->act_arena_.size();
+  g->sink_.assign(B * c.n_heads, 0.0f);
+  g->low_bits_.assign(B, 0);
+  g->sink_ema_.assign(c.n_layers, -1.0);
   return g;
 }
 
@@ -139,6 +142,7 @@ void LlamaGraph::Attention(int32_t layer, int32_t n, int32_t pos) {
         att[s] = k.dot_f32(q, kc + s * kv_dim + static_cast<int64_t>(kvh) * hd, hd) * scale;
       }
       Softmax(att, len);
+      sink_[t * c.n_heads + h] = att[0];
       float* out = attn_out_ + t * q_dim + static_cast<int64_t>(h) * hd;
       std::memset(out, 0, sizeof(float) * hd);
       for (int32_t s = 0; s < len; ++s) {
@@ -146,6 +150,24 @@ void LlamaGraph::Attention(int32_t layer, int32_t n, int32_t pos) {
       }
     }
   });
+}
+
+void LlamaGraph::UpdateLowBits(int32_t layer, int32_t n) {
+  const int32_t H = model_.config.n_heads;
+  // Running median of the sink attention (stochastic quantile tracking): about half of
+  // the tokens fall below it and get 4-bit activations.
+  double& thr = sink_ema_[layer];
+  for (int32_t t = 0; t < n; ++t) {
+    double s = 0;
+    for (int32_t h = 0; h < H; ++h) s += sink_[t * H + h];
+    s /= H;
+    if (thr < 0) thr = s;
+    low_bits_[t] = s < thr;
+    thr += 0.01 * std::max(thr, 1e-3) * (s >= thr ? 1.0 : -1.0);
+    lowbit_count_ += low_bits_[t];
+    ++lowbit_total_;
+  }
+  mm_.low_bits = low_bits_.data();
 }
 
 Status LlamaGraph::ForwardChunk(const int32_t* tokens, int32_t n, int32_t pos, float* logits,
@@ -157,6 +179,7 @@ Status LlamaGraph::ForwardChunk(const int32_t* tokens, int32_t n, int32_t pos, f
   const int64_t kv_dim = static_cast<int64_t>(c.n_kv_heads) * c.head_dim;
 
   for (int32_t t = 0; t < n; ++t) GetRowF32(w.token_embd, tokens[t], x_ + t * D);
+  mm_.low_bits = nullptr;  // the first layer's q/k/v always see 8-bit activations
 
   for (int32_t l = 0; l < c.n_layers; ++l) {
     const LayerWeights& lw = w.layers[l];
@@ -187,6 +210,7 @@ Status LlamaGraph::ForwardChunk(const int32_t* tokens, int32_t n, int32_t pos, f
       std::memcpy(vc + static_cast<int64_t>(pos + t) * kv_dim, v, sizeof(float) * kv_dim);
     }
     Attention(l, n, pos);
+    if (adaptive_) UpdateLowBits(l, n);
     if (observer_) observer_->Observe(l, "attn_out", attn_out_, n, q_dim);
     if (c.rotate_inputs) RotateRows(attn_out_, n, q_dim);
     MatMul(lw.wo, attn_out_, q_dim, n, xb_, D, mm_, pool_);
@@ -204,6 +228,7 @@ Status LlamaGraph::ForwardChunk(const int32_t* tokens, int32_t n, int32_t pos, f
     for (int64_t i = 0; i < n * D; ++i) x_[i] += xb_[i];
   }
 
+  mm_.low_bits = nullptr;  // the classifier always sees 8-bit activations
   if (logits == nullptr) return Status::Ok();
   const int32_t first = all_logits ? 0 : n - 1;
   const int32_t count = all_logits ? n : 1;

@@ -38,6 +38,13 @@ class LlamaGraph {
 
   int32_t n_ctx() const { return n_ctx_; }
   void set_observer(ActivationObserver* o) { observer_ = o; }
+  // Token-adaptive activation precision (Squat-style): after each attention, tokens
+  // whose mean attention to the first token (the attention sink) is below the running
+  // median of that layer use 4-bit activations in the layer's remaining matrix products
+  // and the next layer's q/k/v. Only has an effect on integer-kernel weight formats.
+  void set_adaptive_act_bits(bool on) { adaptive_ = on; }
+  // Fraction of token-matmul inputs that ran at 4 bits so far (for reports).
+  double low_bit_fraction() const { return lowbit_total_ ? double(lowbit_count_) / lowbit_total_ : 0.0; }
   const Model& model() const { return model_; }
   uint64_t ArenaBytes() const { return arena_.size() * sizeof(float); }
   uint64_t KvBytes() const { return kv_k_.size() * sizeof(float) * 2; }
@@ -46,10 +53,16 @@ class LlamaGraph {
   LlamaGraph(const Model& model, ThreadPool* pool) : model_(model), pool_(*pool) {}
   Status ForwardChunk(const int32_t* tokens, int32_t n, int32_t pos, float* logits, bool all_logits);
   void Attention(int32_t layer, int32_t n, int32_t pos);
+  void UpdateLowBits(int32_t layer, int32_t n);
 
   const Model& model_;
   ThreadPool& pool_;
   ActivationObserver* observer_ = nullptr;
+  bool adaptive_ = false;
+  std::vector<float> sink_;        // [B][n_heads] attention prob on position 0
+  std::vector<uint8_t> low_bits_;  // [B] 4-bit activation flag per token
+  std::vector<double> sink_ema_;   // [n_layers] running median of sink attention
+  int64_t lowbit_count_ = 0, lowbit_total_ = 0;
   int32_t n_ctx_ = 0;
   int32_t max_batch_ = 0;
   RopeParams rope_;

@@ -60,6 +60,11 @@ void MatMul(const Tensor2D& w, const float* x, int64_t x_stride, int64_t n_tok, 
       QuantActBytes(n_tok, cols) <= scratch_mem.act_bytes) {
     QuantAct a = MakeQuantAct(scratch_mem.act, n_tok, cols);
     k.quantize_act(x, x_stride, n_tok, cols, &a);
+    if (scratch_mem.low_bits != nullptr) {
+      for (int64_t t = 0; t < n_tok; ++t) {
+        if (scratch_mem.low_bits[t]) QuantizeActRow4(x + t * x_stride, cols, &a, t);
+      }
+    }
     const uint8_t* base = static_cast<const uint8_t*>(w.data);
     pool.ParallelFor(w.rows, 16, [&](int, int64_t r0, int64_t r1) {
       k.gemm_eq(static_cast<EqType>(w.type), base, w.row_bytes, r0, r1, cols, a, n_tok, y, y_stride);

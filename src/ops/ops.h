@@ -40,6 +40,9 @@ struct MatMulScratch {
   float* rows = nullptr;      // per-thread dequantized weight rows: threads * max cols floats
   void* act = nullptr;        // quantized activations (kernels/quant_act.h)
   uint64_t act_bytes = 0;
+  // Token-adaptive activation precision: when set, rows t with low_bits[t] != 0 are
+  // quantized to 4 bits (values in [-7, 7]) instead of 8.
+  const uint8_t* low_bits = nullptr;
 };
 
 // Y = X W^T for n_tok tokens: x is [n_tok][x_stride] (first w.cols used), y is

@@ -39,7 +39,9 @@ Result<PerplexityResult> ComputePerplexity(const Model& model, const Tokenizer& 
   so.n_ctx = n_ctx;
   so.n_threads = opts.n_threads;
   so.batch = opts.batch;
-  ASSIGN_OR_RETURN(auto session, Session::Create(model, tok, so));
+  SessionOptions model_so = so;
+  model_so.adaptive_act_bits = opts.adaptive_act_bits;
+  ASSIGN_OR_RETURN(auto session, Session::Create(model, tok, model_so));
   std::unique_ptr<Session> base_session;
   if (base != nullptr) {
     ASSIGN_OR_RETURN(base_session, Session::Create(*base, tok, so));
@@ -93,6 +95,7 @@ Result<PerplexityResult> ComputePerplexity(const Model& model, const Tokenizer& 
   r.tokens_scored = count;
   r.nll_mean = nll / count;
   r.ppl = std::exp(r.nll_mean);
+  r.low_bit_fraction = session->graph().low_bit_fraction();
   if (base_session) {
     r.has_kl = true;
     r.kld_mean = kld_sum / count;

@@ -19,6 +19,7 @@ struct PerplexityOptions {
   int32_t max_chunks = -1;
   int32_t n_threads = 0;
   int32_t batch = 64;
+  bool adaptive_act_bits = false;  // for the evaluated model (never the base)
 };
 
 struct PerplexityResult {
@@ -34,6 +35,7 @@ struct PerplexityResult {
   double kld_max = 0;
   double top1_agree = 0;  // fraction in [0, 1]
   double base_ppl = 0;
+  double low_bit_fraction = 0;  // with adaptive_act_bits
 };
 
 // `base` may be null (no KL). progress(done, total) is called after each chunk.

@@ -19,6 +19,7 @@ Result<std::unique_ptr<Session>> Session::Create(const Model& model, const Token
   if (opts.batch <= 0) return InvalidArgument("batch size must be positive");
   s->pool_ = std::make_unique<ThreadPool>(threads);
   ASSIGN_OR_RETURN(s->graph_, LlamaGraph::Create(model, n_ctx, std::min(opts.batch, n_ctx), s->pool_.get()));
+  s->graph_->set_adaptive_act_bits(opts.adaptive_act_bits);
   s->logits_.resize(model.config.vocab_size);
   s->history_.reserve(n_ctx);
   return s;

@@ -22,6 +22,7 @@ struct SessionOptions {
   int32_t n_ctx = 0;      // 0: the model's context length
   int32_t n_threads = 0;  // 0: all hardware threads
   int32_t batch = 64;     // prefill chunk
+  bool adaptive_act_bits = false;  // token-adaptive 4/8-bit activations (LlamaGraph)
 };
 
 struct GenerateOptions {

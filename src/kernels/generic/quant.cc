@@ -21,6 +21,25 @@ QuantAct MakeQuantAct(void* mem, int64_t n_tok, int64_t n) {
   return a;
 }
 
+void QuantizeActRow4(const float* row, int64_t n, QuantAct* a, int64_t t) {
+  int8_t* q = a->q + t * a->nb * kActBlock;
+  for (int64_t b = 0; b < a->nb; ++b) {
+    const int64_t lo = b * kActBlock, hi = std::min<int64_t>(n, lo + kActBlock);
+    float amax = 0;
+    for (int64_t i = lo; i < hi; ++i) amax = std::max(amax, std::fabs(row[i]));
+    const float d = amax / 7.0f;
+    const float id = d > 0 ? 1.0f / d : 0.0f;
+    int32_t sum = 0;
+    for (int64_t i = 0; i < kActBlock; ++i) {
+      const int v = lo + i < hi ? static_cast<int>(std::lrintf(row[lo + i] * id)) : 0;
+      q[lo + i] = static_cast<int8_t>(v);
+      sum += v;
+    }
+    a->d[t * a->nb + b] = d;
+    a->s[t * a->nb + b] = sum;
+  }
+}
+
 namespace generic {
 
 void QuantizeAct(const float* x, int64_t x_stride, int64_t n_tok, int64_t n, QuantAct* a) {
