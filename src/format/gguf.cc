@@ -3,6 +3,7 @@
 // unchecked count), and every error names the file, the field and the offset.
 #include "format/gguf.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -239,6 +240,19 @@ Result<std::unique_ptr<GgufFile>> GgufFile::Parse(const uint8_t* data, size_t si
                       ") past the end of the file (data section at " + std::to_string(data_start) + ", file size " + std::to_string(size) + ")");
     }
     t.data = data + begin;
+  }
+  // Tensor data ranges may not overlap: a type or shape that disagrees with the layout
+  // the writer used (e.g. a relabelled block format) shows up here.
+  std::vector<const GgufTensorInfo*> by_offset;
+  for (const GgufTensorInfo& t : g->tensors_) by_offset.push_back(&t);
+  std::sort(by_offset.begin(), by_offset.end(), [](auto* a, auto* b) { return a->offset < b->offset; });
+  for (size_t i = 1; i < by_offset.size(); ++i) {
+    const GgufTensorInfo* a = by_offset[i - 1];
+    if (a->offset + a->nbytes > by_offset[i]->offset) {
+      return DataLoss(what + ": tensor '" + a->name + "' (" + std::to_string(a->nbytes) + " bytes at data offset " +
+                      std::to_string(a->offset) + ") overlaps tensor '" + by_offset[i]->name +
+                      "': its type or shape does not match the data");
+    }
   }
   return g;
 }
