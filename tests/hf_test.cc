@@ -202,6 +202,17 @@ TEST(HfModel, BrokenDirectoriesGiveClearErrors) {
   auto m = LoadModel({dir, ""});
   ASSERT_FALSE(m.ok());
   EXPECT_NE(m.status().message().find("config.json"), std::string::npos) << m.status().message();
+  // Wrong JSON types (found by fuzzing: an exception escaped from nlohmann::json).
+  std::ofstream(dir + "/config.json") << "{\"model_type\": 4}";
+  m = LoadModel({dir, ""});
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.status().message().find("config.json"), std::string::npos) << m.status().message();
+  std::ofstream(dir + "/config.json") << "{\"model_type\": \"llama\", \"hidden_size\": 64, \"intermediate_size\": 172, "
+                                         "\"num_hidden_layers\": 5, \"num_attention_heads\": 8, \"vocab_size\": 512, "
+                                         "\"tie_word_embeddings\": \"yes\"}";
+  m = LoadModel({dir, ""});
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.status().message().find("tie_word_embeddings must be true or false"), std::string::npos) << m.status().message();
   std::ofstream(dir + "/config.json") << Json({{"model_type", "gpt_neox"}}).dump();
   m = LoadModel({dir, ""});
   ASSERT_FALSE(m.ok());

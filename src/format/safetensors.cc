@@ -33,6 +33,14 @@ Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std::string
 }
 
 Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Parse(const uint8_t* data, size_t size, const std::string& what) {
+  try {
+    return ParseImpl(data, size, what);
+  } catch (const nlohmann::json::exception& e) {
+    return DataLoss(what + ": malformed header field: " + e.what());
+  }
+}
+
+Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::ParseImpl(const uint8_t* data, size_t size, const std::string& what) {
   ByteReader r(data, size, what);
   uint64_t n = 0;
   RETURN_IF_ERROR(r.Read(&n, "header length"));
@@ -91,6 +99,14 @@ const SafeTensor* SafetensorsFile::Find(const std::string& name) const {
 }
 
 Result<SafetensorsSet> SafetensorsSet::OpenDir(const std::string& dir) {
+  try {
+    return OpenDirImpl(dir);
+  } catch (const nlohmann::json::exception& e) {
+    return DataLoss(dir + "/model.safetensors.index.json: malformed field: " + e.what());
+  }
+}
+
+Result<SafetensorsSet> SafetensorsSet::OpenDirImpl(const std::string& dir) {
   SafetensorsSet set;
   std::vector<std::string> files;
   auto index_text = ReadFileToString(dir + "/model.safetensors.index.json");

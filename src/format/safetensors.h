@@ -32,6 +32,7 @@ class SafetensorsFile {
   const SafeTensor* Find(const std::string& name) const;
 
  private:
+  static Result<std::unique_ptr<SafetensorsFile>> ParseImpl(const uint8_t* data, size_t size, const std::string& what);
   MappedFile file_;
   std::vector<SafeTensor> tensors_;
   std::map<std::string, size_t> index_;
@@ -46,6 +47,7 @@ class SafetensorsSet {
   std::vector<std::string> names() const;
 
  private:
+  static Result<SafetensorsSet> OpenDirImpl(const std::string& dir);
   std::vector<std::shared_ptr<SafetensorsFile>> files_;
   std::map<std::string, const SafeTensor*> index_;
 };

@@ -91,7 +91,7 @@ class HfBinder {
 
 }  // namespace
 
-Result<std::unique_ptr<Model>> LoadHfModel(const std::string& dir) {
+static Result<std::unique_ptr<Model>> LoadHfModelImpl(const std::string& dir) {
   const std::string cfg_path = dir + "/config.json";
   ASSIGN_OR_RETURN(std::string cfg_text, ReadFileToString(cfg_path));
   Json j = Json::parse(cfg_text, nullptr, /*allow_exceptions=*/false);
@@ -101,7 +101,10 @@ Result<std::unique_ptr<Model>> LoadHfModel(const std::string& dir) {
   model->path = dir;
   model->format = "hf-safetensors";
   ModelConfig& c = model->config;
-  std::string model_type = j.value("model_type", std::string());
+  if (!j.contains("model_type") || !j["model_type"].is_string()) {
+    return DataLoss(cfg_path + ": model_type is missing or not a string");
+  }
+  const std::string model_type = j["model_type"].get<std::string>();
   if (model_type == "llama" || model_type == "mistral") {
     c.arch = "llama";
   } else if (model_type == "qwen2") {
@@ -137,6 +140,9 @@ Result<std::unique_ptr<Model>> LoadHfModel(const std::string& dir) {
   ASSIGN_OR_RETURN(f, JNum(j, "rope_theta", 10000.0, cfg_path));
   c.rope_theta = static_cast<float>(f);
   c.rope_type = RopeType::kNeox;
+  for (const char* key : {"tie_word_embeddings", "attention_bias"}) {
+    if (j.contains(key) && !j[key].is_boolean()) return DataLoss(cfg_path + ": " + key + " must be true or false");
+  }
   c.tied_embeddings = j.value("tie_word_embeddings", false);
   c.qkv_bias = c.arch == "qwen2" || j.value("attention_bias", false);
   c.qk_norm = c.arch == "qwen3";
@@ -196,6 +202,16 @@ Result<std::unique_ptr<Model>> LoadHfModel(const std::string& dir) {
   ASSIGN_OR_RETURN(model->tokenizer_data, TokenizerDataFromHfJson(dir));
   RETURN_IF_ERROR(ValidateModel(*model).WithContext(dir));
   return model;
+}
+
+// nlohmann::json throws on a value of the wrong type (e.g. "model_type": 4); nothing
+// read from a file may escape as an exception, so every JSON access is inside this.
+Result<std::unique_ptr<Model>> LoadHfModel(const std::string& dir) {
+  try {
+    return LoadHfModelImpl(dir);
+  } catch (const nlohmann::json::exception& e) {
+    return DataLoss(dir + ": malformed field in config.json or the tokenizer files: " + e.what());
+  }
 }
 
 }  // namespace edgeq

@@ -510,7 +510,7 @@ Result<TokenizerData> ParseHfJson(const json& j, const json* cfg, const std::str
 
 }  // namespace
 
-Result<TokenizerData> TokenizerDataFromHfJson(const std::string& dir_or_file) {
+static Result<TokenizerData> TokenizerDataFromHfJsonImpl(const std::string& dir_or_file) {
   std::string path = dir_or_file, dir;
   struct stat st {};
   if (stat(dir_or_file.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
@@ -541,6 +541,15 @@ Result<TokenizerData> TokenizerDataFromHfJson(const std::string& dir_or_file) {
     return DataLoss(path + ": invalid JSON: " + e.what());
   } catch (const std::exception& e) {
     return DataLoss(path + ": unexpected content: " + e.what());
+  }
+}
+
+// nlohmann::json throws on a value of the wrong type; no exception may leave the library.
+Result<TokenizerData> TokenizerDataFromHfJson(const std::string& dir_or_file) {
+  try {
+    return TokenizerDataFromHfJsonImpl(dir_or_file);
+  } catch (const nlohmann::json::exception& e) {
+    return DataLoss(dir_or_file + ": malformed JSON field: " + e.what());
   }
 }
 
