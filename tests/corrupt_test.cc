@@ -173,7 +173,9 @@ TEST(CorruptGguf, RandomMutationsNeverCrash) {
     }
     Status st = LoadAndRun(Write("random.gguf", b));
     (st.ok() ? loads : errors)++;
-    if (!st.ok()) ASSERT_FALSE(st.message().empty());
+    if (!st.ok()) {
+      ASSERT_FALSE(st.message().empty());
+    }
   }
   EXPECT_GT(errors, 0);
   std::printf("random GGUF mutations: %d rejected with an error, %d loaded and ran\n", errors, loads);
@@ -188,7 +190,9 @@ TEST(CorruptLlama2c, RandomHeaderMutationsNeverCrash) {
     const int32_t values[] = {0, -1, 1, 2, 3, INT32_MIN, INT32_MAX, 1 << 20, 513, 4096};
     Poke<int32_t>(&b, field * 4, values[rng() % 10]);
     Status st = LoadAndRun(Write("random.bin", b));
-    if (!st.ok()) ASSERT_FALSE(st.message().empty());
+    if (!st.ok()) {
+      ASSERT_FALSE(st.message().empty());
+    }
   }
 }
 

@@ -178,6 +178,78 @@ TEST(Model, ForwardRejectsContextOverflowAndBadTokens) {
   EXPECT_NE(st.message().find("outside the vocabulary"), std::string::npos);
 }
 
+// Continuous batching: three sequences, prefilled and decoded interleaved in mixed
+// batches, give exactly the logits each gets alone (the matmuls are row-independent
+// and attention reads only the token's own sequence).
+TEST(Model, MixedSequenceBatchesMatchSeparateRuns) {
+  auto m = MustLoad(Stories(), Tok512());
+  ASSERT_TRUE(m);
+  const std::vector<std::vector<int32_t>> prompts = {
+      {1, 403, 261, 290, 345, 54}, {1, 72, 11}, {1, 300, 301, 302, 303, 304, 305, 306, 307}};
+  ThreadPool pool(2);
+  // Alone: each prompt, then 4 greedy steps.
+  std::vector<std::vector<float>> alone;  // logits after each step, per sequence
+  std::vector<std::vector<int32_t>> next_tokens(3);
+  for (int s = 0; s < 3; ++s) {
+    auto g = LlamaGraph::Create(*m, 32, 16, &pool);
+    ASSERT_TRUE(g.ok());
+    std::vector<float> l(512);
+    ASSERT_TRUE((*g)->Forward(prompts[s].data(), prompts[s].size(), 0, false, l.data()).ok());
+    int32_t pos = prompts[s].size();
+    for (int step = 0; step < 4; ++step) {
+      alone.push_back(l);
+      int32_t t = ArgMax(l.data(), 512);
+      next_tokens[s].push_back(t);
+      ASSERT_TRUE((*g)->Forward(&t, 1, pos++, false, l.data()).ok());
+    }
+    alone.push_back(l);
+  }
+  // Together: sequence 1's prompt first, then 0 and 2's prompts mixed with 1's decode.
+  auto g = LlamaGraph::Create(*m, 32, 16, &pool, /*n_seq=*/3);
+  ASSERT_TRUE(g.ok());
+  std::vector<float> out(3 * 512);
+  std::vector<BatchToken> b;
+  for (size_t i = 0; i < prompts[1].size(); ++i) b.push_back({prompts[1][i], 1, int32_t(i), i + 1 == prompts[1].size()});
+  ASSERT_TRUE((*g)->ForwardBatch(b.data(), b.size(), out.data()).ok());
+  std::vector<std::vector<float>> got(3);
+  got[1].insert(got[1].end(), out.begin(), out.begin() + 512);
+  b.clear();
+  b.push_back({next_tokens[1][0], 1, int32_t(prompts[1].size()), true});
+  for (int s : {0, 2}) {
+    for (size_t i = 0; i < prompts[s].size(); ++i) b.push_back({prompts[s][i], s, int32_t(i), i + 1 == prompts[s].size()});
+  }
+  ASSERT_LE(b.size(), 16u);
+  ASSERT_TRUE((*g)->ForwardBatch(b.data(), b.size(), out.data()).ok());
+  got[1].insert(got[1].end(), out.begin(), out.begin() + 512);
+  got[0].insert(got[0].end(), out.begin() + 512, out.begin() + 1024);
+  got[2].insert(got[2].end(), out.begin() + 1024, out.begin() + 1536);
+  // Decode all three together for the remaining steps.
+  for (int step = 0; step < 4; ++step) {
+    b.clear();
+    for (int s = 0; s < 3; ++s) {
+      const int done = static_cast<int>(got[s].size() / 512);  // steps with logits so far
+      if (done > 4) continue;
+      b.push_back({next_tokens[s][done - 1], s, int32_t(prompts[s].size()) + done - 1, true});
+    }
+    if (b.empty()) break;
+    ASSERT_TRUE((*g)->ForwardBatch(b.data(), b.size(), out.data()).ok());
+    for (size_t i = 0; i < b.size(); ++i) {
+      got[b[i].seq].insert(got[b[i].seq].end(), out.begin() + i * 512, out.begin() + (i + 1) * 512);
+    }
+  }
+  for (int s = 0; s < 3; ++s) {
+    ASSERT_EQ(got[s].size(), 5u * 512);
+    for (int step = 0; step < 5; ++step) {
+      for (int i = 0; i < 512; ++i) ASSERT_EQ(got[s][step * 512 + i], alone[s * 5 + step][i]) << s << " " << step;
+    }
+  }
+  // A bad sequence id or position is an error, not a write out of bounds.
+  BatchToken bad{1, 3, 0, true};
+  EXPECT_EQ((*g)->ForwardBatch(&bad, 1, out.data()).code(), StatusCode::kInvalidArgument);
+  bad = {1, 0, 32, true};
+  EXPECT_EQ((*g)->ForwardBatch(&bad, 1, out.data()).code(), StatusCode::kOutOfRange);
+}
+
 // ---- broken llama2.c files -------------------------------------------------------
 
 std::string WriteTemp(const std::string& name, const std::string& bytes) {
@@ -189,6 +261,7 @@ std::string WriteTemp(const std::string& name, const std::string& bytes) {
 std::string ReadAll(const std::string& p) {
   std::ifstream in(p, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
+
 }
 
 TEST(Model, TruncatedLlama2cCheckpointIsAnError) {

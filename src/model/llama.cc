@@ -44,18 +44,20 @@ static void RotateRows(float* x, int32_t n, int64_t dim) {
 }
 
 Result<std::unique_ptr<LlamaGraph>> LlamaGraph::Create(const Model& model, int32_t n_ctx,
-                                                       int32_t max_batch, ThreadPool* pool) {
+                                                       int32_t max_batch, ThreadPool* pool, int32_t n_seq) {
   const ModelConfig& c = model.config;
   if (n_ctx <= 0) n_ctx = c.context_length;
   if (max_batch <= 0) return InvalidArgument("max_batch must be positive");
+  if (n_seq <= 0 || n_seq > 4096) return InvalidArgument("number of sequences must be in 1..4096");
   std::unique_ptr<LlamaGraph> g(new LlamaGraph(model, pool));
   g->n_ctx_ = n_ctx;
   g->max_batch_ = max_batch;
+  g->n_seq_ = n_seq;
   g->rope_ = MakeRopeParams(c, model.rope_freq_factors);
   const int64_t B = max_batch;
   const int64_t q_dim = static_cast<int64_t>(c.n_heads) * c.head_dim;
   const int64_t kv_dim = static_cast<int64_t>(c.n_kv_heads) * c.head_dim;
-  const int64_t kv_elems = static_cast<int64_t>(c.n_layers) * n_ctx * kv_dim;
+  const int64_t kv_elems = static_cast<int64_t>(c.n_layers) * n_seq * n_ctx * kv_dim;
   const int64_t max_cols = std::max<int64_t>({c.dim, c.hidden_dim, q_dim});
   const int64_t T = pool->size();
   const int64_t arena = B * c.dim * 2 + B * q_dim * 2 + B * kv_dim * 2 + B * c.hidden_dim * 2 +
@@ -64,10 +66,12 @@ Result<std::unique_ptr<LlamaGraph>> LlamaGraph::Create(const Model& model, int32
     g->kv_k_.assign(kv_elems, 0.0f);
     g->kv_v_.assign(kv_elems, 0.0f);
     g->arena_.assign(arena, 0.0f);
+    g->batch_.resize(max_batch);
   } catch (const std::bad_alloc&) {
     return ResourceExhausted("cannot allocate the KV cache (" +
                              std::to_string(kv_elems * 8 / (1 << 20)) + " MiB) and activations for context " +
-                             std::to_string(n_ctx) + "; try a smaller -c");
+                             std::to_string(n_ctx) + " x " + std::to_string(n_seq) +
+                             " sequence(s); try a smaller -c or fewer parallel slots");
   }
   float* p = g->arena_.data();
   auto take = [&](int64_t n) {
@@ -96,6 +100,39 @@ Result<std::unique_ptr<LlamaGraph>> LlamaGraph::Create(const Model& model, int32
   return g;
 }
 
+float* LlamaGraph::KCache(int32_t layer, int32_t seq) {
+  const ModelConfig& c = model_.config;
+  const int64_t kv_dim = static_cast<int64_t>(c.n_kv_heads) * c.head_dim;
+  return kv_k_.data() + (static_cast<int64_t>(layer) * n_seq_ + seq) * n_ctx_ * kv_dim;
+}
+
+float* LlamaGraph::VCache(int32_t layer, int32_t seq) {
+  const ModelConfig& c = model_.config;
+  const int64_t kv_dim = static_cast<int64_t>(c.n_kv_heads) * c.head_dim;
+  return kv_v_.data() + (static_cast<int64_t>(layer) * n_seq_ + seq) * n_ctx_ * kv_dim;
+}
+
+Status LlamaGraph::Validate(const BatchToken* batch, int32_t n) const {
+  const ModelConfig& c = model_.config;
+  if (n <= 0) return InvalidArgument("no tokens to evaluate");
+  for (int32_t i = 0; i < n; ++i) {
+    const BatchToken& b = batch[i];
+    if (b.token < 0 || b.token >= c.vocab_size) {
+      return InvalidArgument("token id " + std::to_string(b.token) + " is outside the vocabulary (size " +
+                             std::to_string(c.vocab_size) + ")");
+    }
+    if (b.seq < 0 || b.seq >= n_seq_) {
+      return InvalidArgument("sequence " + std::to_string(b.seq) + " does not exist (" + std::to_string(n_seq_) +
+                             " sequences)");
+    }
+    if (b.pos < 0 || b.pos >= n_ctx_) {
+      return OutOfRange("context full: position " + std::to_string(b.pos) + " is beyond the context size " +
+                        std::to_string(n_ctx_));
+    }
+  }
+  return Status::Ok();
+}
+
 Status LlamaGraph::Forward(const int32_t* tokens, int32_t n, int32_t pos, bool all_logits,
                            float* logits) {
   const ModelConfig& c = model_.config;
@@ -113,21 +150,33 @@ Status LlamaGraph::Forward(const int32_t* tokens, int32_t n, int32_t pos, bool a
   for (int32_t done = 0; done < n; done += max_batch_) {
     const int32_t m = std::min(max_batch_, n - done);
     const bool last = done + m == n;
+    for (int32_t i = 0; i < m; ++i) {
+      batch_[i] = BatchToken{tokens[done + i], 0, pos + done + i, all_logits || (last && i == m - 1)};
+    }
     float* out = all_logits ? logits + static_cast<int64_t>(done) * c.vocab_size : (last ? logits : nullptr);
-    RETURN_IF_ERROR(ForwardChunk(tokens + done, m, pos + done, out, all_logits));
+    ForwardChunk(m, out);
   }
   return Status::Ok();
 }
 
-void LlamaGraph::Attention(int32_t layer, int32_t n, int32_t pos) {
+Status LlamaGraph::ForwardBatch(const BatchToken* batch, int32_t n, float* logits) {
+  if (n > max_batch_) {
+    return InvalidArgument("batch of " + std::to_string(n) + " tokens exceeds the graph's maximum of " +
+                           std::to_string(max_batch_));
+  }
+  RETURN_IF_ERROR(Validate(batch, n));
+  std::copy(batch, batch + n, batch_.begin());
+  ForwardChunk(n, logits);
+  return Status::Ok();
+}
+
+void LlamaGraph::Attention(int32_t layer, int32_t n) {
   const ModelConfig& c = model_.config;
   const int32_t hd = c.head_dim;
   const int64_t q_dim = static_cast<int64_t>(c.n_heads) * hd;
   const int64_t kv_dim = static_cast<int64_t>(c.n_kv_heads) * hd;
   const int32_t group = c.n_heads / c.n_kv_heads;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  const float* kc = kv_k_.data() + static_cast<int64_t>(layer) * n_ctx_ * kv_dim;
-  const float* vc = kv_v_.data() + static_cast<int64_t>(layer) * n_ctx_ * kv_dim;
   const KernelTable& k = Kernels();
   // One work item per (token, head).
   pool_.ParallelFor(static_cast<int64_t>(n) * c.n_heads, 1, [&](int tid, int64_t b, int64_t e) {
@@ -136,7 +185,9 @@ void LlamaGraph::Attention(int32_t layer, int32_t n, int32_t pos) {
       const int32_t t = static_cast<int32_t>(item / c.n_heads);
       const int32_t h = static_cast<int32_t>(item % c.n_heads);
       const int32_t kvh = h / group;
-      const int32_t len = pos + t + 1;  // causal: positions 0..pos+t
+      const int32_t len = batch_[t].pos + 1;  // causal: positions 0..pos of its sequence
+      const float* kc = KCache(layer, batch_[t].seq);
+      const float* vc = VCache(layer, batch_[t].seq);
       const float* q = q_ + t * q_dim + static_cast<int64_t>(h) * hd;
       for (int32_t s = 0; s < len; ++s) {
         att[s] = k.dot_f32(q, kc + s * kv_dim + static_cast<int64_t>(kvh) * hd, hd) * scale;
@@ -170,15 +221,14 @@ void LlamaGraph::UpdateLowBits(int32_t layer, int32_t n) {
   mm_.low_bits = low_bits_.data();
 }
 
-Status LlamaGraph::ForwardChunk(const int32_t* tokens, int32_t n, int32_t pos, float* logits,
-                                bool all_logits) {
+void LlamaGraph::ForwardChunk(int32_t n, float* logits) {
   const ModelConfig& c = model_.config;
   const ModelWeights& w = model_.weights;
   const int64_t D = c.dim, H = c.hidden_dim;
   const int64_t q_dim = static_cast<int64_t>(c.n_heads) * c.head_dim;
   const int64_t kv_dim = static_cast<int64_t>(c.n_kv_heads) * c.head_dim;
 
-  for (int32_t t = 0; t < n; ++t) GetRowF32(w.token_embd, tokens[t], x_ + t * D);
+  for (int32_t t = 0; t < n; ++t) GetRowF32(w.token_embd, batch_[t].token, x_ + t * D);
   mm_.low_bits = nullptr;  // the first layer's q/k/v always see 8-bit activations
 
   for (int32_t l = 0; l < c.n_layers; ++l) {
@@ -189,9 +239,10 @@ Status LlamaGraph::ForwardChunk(const int32_t* tokens, int32_t n, int32_t pos, f
     MatMul(lw.wq, xb_, D, n, q_, q_dim, mm_, pool_);
     MatMul(lw.wk, xb_, D, n, k_, kv_dim, mm_, pool_);
     MatMul(lw.wv, xb_, D, n, v_, kv_dim, mm_, pool_);
-    float* kc = kv_k_.data() + static_cast<int64_t>(l) * n_ctx_ * kv_dim;
-    float* vc = kv_v_.data() + static_cast<int64_t>(l) * n_ctx_ * kv_dim;
     for (int32_t t = 0; t < n; ++t) {
+      const int32_t pos = batch_[t].pos;
+      float* kc = KCache(l, batch_[t].seq);
+      float* vc = VCache(l, batch_[t].seq);
       float* q = q_ + t * q_dim;
       float* k = k_ + t * kv_dim;
       float* v = v_ + t * kv_dim;
@@ -204,12 +255,12 @@ Status LlamaGraph::ForwardChunk(const int32_t* tokens, int32_t n, int32_t pos, f
         for (int32_t h = 0; h < c.n_heads; ++h) RmsNorm(q + h * c.head_dim, lw.q_norm, q + h * c.head_dim, c.head_dim, c.rms_eps);
         for (int32_t h = 0; h < c.n_kv_heads; ++h) RmsNorm(k + h * c.head_dim, lw.k_norm, k + h * c.head_dim, c.head_dim, c.rms_eps);
       }
-      ApplyRope(rope_, q, c.n_heads, pos + t);
-      ApplyRope(rope_, k, c.n_kv_heads, pos + t);
-      std::memcpy(kc + static_cast<int64_t>(pos + t) * kv_dim, k, sizeof(float) * kv_dim);
-      std::memcpy(vc + static_cast<int64_t>(pos + t) * kv_dim, v, sizeof(float) * kv_dim);
+      ApplyRope(rope_, q, c.n_heads, pos);
+      ApplyRope(rope_, k, c.n_kv_heads, pos);
+      std::memcpy(kc + static_cast<int64_t>(pos) * kv_dim, k, sizeof(float) * kv_dim);
+      std::memcpy(vc + static_cast<int64_t>(pos) * kv_dim, v, sizeof(float) * kv_dim);
     }
-    Attention(l, n, pos);
+    Attention(l, n);
     if (adaptive_) UpdateLowBits(l, n);
     if (observer_) observer_->Observe(l, "attn_out", attn_out_, n, q_dim);
     if (c.rotate_inputs) RotateRows(attn_out_, n, q_dim);
@@ -229,13 +280,15 @@ Status LlamaGraph::ForwardChunk(const int32_t* tokens, int32_t n, int32_t pos, f
   }
 
   mm_.low_bits = nullptr;  // the classifier always sees 8-bit activations
-  if (logits == nullptr) return Status::Ok();
-  const int32_t first = all_logits ? 0 : n - 1;
-  const int32_t count = all_logits ? n : 1;
-  for (int32_t t = first; t < n; ++t) RmsNorm(x_ + t * D, w.output_norm, xb_ + t * D, D, c.rms_eps);
-  if (observer_) observer_->Observe(-1, "output_in", xb_ + first * D, count, D);
-  MatMul(w.output, xb_ + first * D, D, count, logits, c.vocab_size, mm_, pool_);
-  return Status::Ok();
+  if (logits == nullptr) return;
+  // Normalize the rows that want logits into consecutive rows of xb_.
+  int32_t count = 0;
+  for (int32_t t = 0; t < n; ++t) {
+    if (batch_[t].logits) RmsNorm(x_ + t * D, w.output_norm, xb_ + (count++) * D, D, c.rms_eps);
+  }
+  if (count == 0) return;
+  if (observer_) observer_->Observe(-1, "output_in", xb_, count, D);
+  MatMul(w.output, xb_, D, count, logits, c.vocab_size, mm_, pool_);
 }
 
 }  // namespace edgeq

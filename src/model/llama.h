@@ -25,18 +25,37 @@ class ActivationObserver {
   virtual void Observe(int32_t layer, const char* name, const float* x, int32_t n_tok, int64_t dim) = 0;
 };
 
+// One token of a batch that may mix sequences (continuous batching): it is evaluated at
+// position `pos` of sequence `seq`, attends to that sequence's cache entries 0..pos
+// (earlier tokens of the same sequence in the same batch included), and its logits
+// are written out when `logits` is set.
+struct BatchToken {
+  int32_t token = 0;
+  int32_t seq = 0;
+  int32_t pos = 0;
+  bool logits = false;
+};
+
 class LlamaGraph {
  public:
-  // n_ctx: KV cache length (<= the model's context); max_batch: tokens per prefill
-  // chunk (longer prompts are processed in chunks of this size).
+  // n_ctx: KV cache length per sequence (<= the model's context); max_batch: tokens per
+  // forward chunk (longer prompts are processed in chunks of this size); n_seq:
+  // independent sequences (KV caches) sharing the weights and the activation arena.
   static Result<std::unique_ptr<LlamaGraph>> Create(const Model& model, int32_t n_ctx,
-                                                    int32_t max_batch, ThreadPool* pool);
+                                                    int32_t max_batch, ThreadPool* pool, int32_t n_seq = 1);
 
-  // Runs tokens[0..n) at positions pos..pos+n-1 and appends them to the KV cache.
-  // logits: if all_logits, [n][vocab]; else [vocab] for the last token.
+  // Runs tokens[0..n) of sequence 0 at positions pos..pos+n-1 and appends them to its
+  // KV cache. logits: if all_logits, [n][vocab]; else [vocab] for the last token.
   Status Forward(const int32_t* tokens, int32_t n, int32_t pos, bool all_logits, float* logits);
 
+  // Runs up to max_batch() tokens of any sequences as one batch (each weight matrix is
+  // read once for all of them). logits: [number of tokens with .logits set][vocab], in
+  // batch order.
+  Status ForwardBatch(const BatchToken* batch, int32_t n, float* logits);
+
   int32_t n_ctx() const { return n_ctx_; }
+  int32_t n_seq() const { return n_seq_; }
+  int32_t max_batch() const { return max_batch_; }
   void set_observer(ActivationObserver* o) { observer_ = o; }
   // Token-adaptive activation precision (Squat-style): after each attention, tokens
   // whose mean attention to the first token (the attention sink) is below the running
@@ -51,8 +70,12 @@ class LlamaGraph {
 
  private:
   LlamaGraph(const Model& model, ThreadPool* pool) : model_(model), pool_(*pool) {}
-  Status ForwardChunk(const int32_t* tokens, int32_t n, int32_t pos, float* logits, bool all_logits);
-  void Attention(int32_t layer, int32_t n, int32_t pos);
+  Status Validate(const BatchToken* batch, int32_t n) const;
+  // batch_[0..n) holds the tokens.
+  void ForwardChunk(int32_t n, float* logits);
+  void Attention(int32_t layer, int32_t n);
+  float* KCache(int32_t layer, int32_t seq);
+  float* VCache(int32_t layer, int32_t seq);
   void UpdateLowBits(int32_t layer, int32_t n);
 
   const Model& model_;
@@ -65,9 +88,11 @@ class LlamaGraph {
   int64_t lowbit_count_ = 0, lowbit_total_ = 0;
   int32_t n_ctx_ = 0;
   int32_t max_batch_ = 0;
+  int32_t n_seq_ = 1;
   RopeParams rope_;
-  std::vector<float> kv_k_;  // [n_layers][n_ctx][kv_dim]
-  std::vector<float> kv_v_;  // [n_layers][n_ctx][kv_dim]
+  std::vector<BatchToken> batch_;  // [max_batch] the chunk being evaluated
+  std::vector<float> kv_k_;  // [n_layers][n_seq][n_ctx][kv_dim]
+  std::vector<float> kv_v_;  // [n_layers][n_seq][n_ctx][kv_dim]
   std::vector<float> arena_;  // all activations below point into it
   float* x_ = nullptr;        // [B][dim] residual stream
   float* xb_ = nullptr;       // [B][dim] normed input
