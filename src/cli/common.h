@@ -49,5 +49,6 @@ Command RegisterPerplexity(CLI::App& root);
 Command RegisterConvert(CLI::App& root);
 Command RegisterBench(CLI::App& root);
 Command RegisterQuantize(CLI::App& root);
+Command RegisterServe(CLI::App& root);
 
 }  // namespace edgeq::cli

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
       edgeq::cli::RegisterTokenize(app), edgeq::cli::RegisterInfo(app),
       edgeq::cli::RegisterPerplexity(app), edgeq::cli::RegisterConvert(app),
       edgeq::cli::RegisterBench(app),    edgeq::cli::RegisterQuantize(app),
+      edgeq::cli::RegisterServe(app),
   };
   try {
     app.parse(argc, argv);

@@ -22,6 +22,7 @@ enum class StatusCode {
   kResourceExhausted,
   kInternal,
   kIo,
+  kUnavailable,      // e.g. the server is loading or shutting down
 };
 
 class [[nodiscard]] Status {
@@ -52,6 +53,7 @@ inline Status OutOfRange(std::string m) { return {StatusCode::kOutOfRange, std::
 inline Status ResourceExhausted(std::string m) { return {StatusCode::kResourceExhausted, std::move(m)}; }
 inline Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 inline Status IoError(std::string m) { return {StatusCode::kIo, std::move(m)}; }
+inline Status Unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
 
 // Result<T>: a value or a non-ok Status.
 template <typename T>
