@@ -160,6 +160,7 @@ void HttpServer::Routes() {
       SendJson(res, 200, ModelsResponse(ctx_, Now()));
     }
     metrics_.CountRequest("/v1/models", res.status);
+    if (opts_.log_requests) std::fprintf(stderr, "edgeq serve: GET %s %d\n", req.path.c_str(), res.status);
   };
   s.Get("/v1/models", models);
   s.Get(R"(/v1/models/(.+))", models);
