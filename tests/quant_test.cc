@@ -148,6 +148,45 @@ TEST(EqKernels, EveryTierMatchesGenericAndTheFloatDefinition) {
   }
 }
 
+// The repacked layout (kernels/packed.h): every tier's packed kernel against the row
+// layout's generic kernel, on row counts that leave a partial group of 8, odd widths,
+// and 1..9 tokens (every tile width and remainder).
+TEST(EqKernels, PackedKernelsMatchRowKernelsOnEveryTier) {
+  const KernelTable* ref = KernelsForTier("generic");
+  for (EqType t : {EqType::kW8C, EqType::kW4G32, EqType::kW4G64, EqType::kW4G128, EqType::kW4G32A, EqType::kW4G64A,
+                   EqType::kW4G128A}) {
+    for (int64_t cols : {32, 64, 172, 288, 1024}) {
+      for (int64_t rows : {8, 13, 37}) {
+        const int64_t n_tok = 1 + (cols + rows) % 9;
+        auto w = Gaussian(rows * cols, cols * 7 + rows + static_cast<int>(t));
+        auto x = Gaussian(n_tok * cols, cols + 11, 13);
+        const uint64_t rb = *EqRowBytes(t, cols);
+        std::vector<uint8_t> wq(rb * rows);
+        for (int64_t r = 0; r < rows; ++r) ASSERT_TRUE(QuantizeRowEq(t, w.data() + r * cols, wq.data() + r * rb, cols, nullptr).ok());
+        std::vector<uint8_t> packed(PackedEqBytes(t, rows, cols));
+        PackEq(t, wq.data(), rb, rows, cols, packed.data());
+        std::vector<uint8_t> mem(QuantActBytes(n_tok, cols));
+        QuantAct a = MakeQuantAct(mem.data(), n_tok, cols);
+        ref->quantize_act(x.data(), cols, n_tok, cols, &a);
+        std::vector<float> yref(n_tok * rows), y(n_tok * rows + 8, -7.0f);
+        ref->gemm_eq(t, wq.data(), rb, 0, rows, cols, a, n_tok, yref.data(), rows);
+        for (const KernelTable* k : Tiers()) {
+          ASSERT_NE(k->gemm_eq_packed, nullptr) << k->isa;
+          std::fill(y.begin(), y.end(), -7.0f);
+          const int64_t groups = (rows + kPackRows - 1) / kPackRows;
+          k->gemm_eq_packed(t, packed.data(), rows, cols, 0, groups, a, n_tok, y.data(), rows);
+          for (int64_t i = 0; i < n_tok * rows; ++i) {
+            ASSERT_NEAR(y[i], yref[i], 1e-4 * (1.0 + std::fabs(yref[i])) + 1e-5 * cols)
+                << k->isa << " " << GetEqTypeTraits(static_cast<uint32_t>(t))->name << " cols=" << cols << " rows=" << rows
+                << " i=" << i;
+          }
+          EXPECT_EQ(y[n_tok * rows], -7.0f) << "wrote past the last row";
+        }
+      }
+    }
+  }
+}
+
 TEST(Kernels, F16ConversionAndF32DotMatchGenericOnEveryTier) {
   const KernelTable* ref = KernelsForTier("generic");
   std::mt19937 rng(3);

@@ -18,11 +18,15 @@ void F16ToF32(const uint16_t* src, float* dst, int64_t n);
 void QuantizeAct(const float* x, int64_t x_stride, int64_t n_tok, int64_t n, QuantAct* a);
 void GemmEq(EqType type, const uint8_t* w, uint64_t row_bytes, int64_t r0, int64_t r1, int64_t cols,
             const QuantAct& a, int64_t n_tok, float* y, int64_t y_stride);
+void GemmEqPacked(EqType t, const uint8_t* packed, int64_t rows, int64_t cols, int64_t g0, int64_t g1,
+                  const QuantAct& a, int64_t n_tok, float* y, int64_t y_stride);
 }  // namespace avx2
 namespace avx512vnni {
 void QuantizeAct(const float* x, int64_t x_stride, int64_t n_tok, int64_t n, QuantAct* a);
 void GemmEq(EqType type, const uint8_t* w, uint64_t row_bytes, int64_t r0, int64_t r1, int64_t cols,
             const QuantAct& a, int64_t n_tok, float* y, int64_t y_stride);
+void GemmEqPacked(EqType t, const uint8_t* packed, int64_t rows, int64_t cols, int64_t g0, int64_t g1,
+                  const QuantAct& a, int64_t n_tok, float* y, int64_t y_stride);
 }  // namespace avx512vnni
 #endif
 
@@ -36,6 +40,7 @@ KernelTable Generic() {
   t.f16_to_f32 = generic::F16ToF32;
   t.quantize_act = generic::QuantizeAct;
   t.gemm_eq = generic::GemmEq;
+  t.gemm_eq_packed = generic::GemmEqPacked;
   return t;
 }
 
@@ -53,6 +58,7 @@ bool MakeTier(const std::string& tier, KernelTable* out) {
     out->f16_to_f32 = avx2::F16ToF32;
     out->quantize_act = avx2::QuantizeAct;
     out->gemm_eq = avx2::GemmEq;
+    out->gemm_eq_packed = avx2::GemmEqPacked;
     return true;
   }
   if (tier == "avx512vnni" && has_avx2 && f.avx512f && f.avx512vl && f.avx512bw && f.avx512vnni) {
@@ -62,6 +68,7 @@ bool MakeTier(const std::string& tier, KernelTable* out) {
     out->f16_to_f32 = avx2::F16ToF32;
     out->quantize_act = avx2::QuantizeAct;
     out->gemm_eq = avx512vnni::GemmEq;
+    out->gemm_eq_packed = avx512vnni::GemmEqPacked;
     return true;
   }
 #endif

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "format/ggml_types.h"
+#include "kernels/packed.h"
 #include "kernels/quant_act.h"
 
 namespace edgeq {
@@ -21,6 +22,8 @@ struct KernelTable {
   // Dynamic activation quantization and the integer W4/W8 x A8 matrix kernel.
   QuantizeActFn quantize_act = nullptr;
   GemmEqFn gemm_eq = nullptr;
+  // The same product over weights repacked at load (kernels/packed.h): the fast path.
+  GemmEqPackedFn gemm_eq_packed = nullptr;
 };
 
 // The table of one tier ("generic", "avx2", "avx512vnni"); nullptr when this CPU (or

@@ -2,9 +2,12 @@
 
 #include <sys/stat.h>
 
+#include <cstdlib>
 #include <cstring>
 
 #include "format/gguf.h"
+#include "format/tensor_types.h"
+#include "kernels/packed.h"
 
 namespace edgeq {
 
@@ -33,7 +36,40 @@ static bool IsDirectory(const std::string& p) {
   return stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+static Result<std::unique_ptr<Model>> LoadAnyFormat(const LoadOptions& opts);
+
 Result<std::unique_ptr<Model>> LoadModel(const LoadOptions& opts) {
+  ASSIGN_OR_RETURN(std::unique_ptr<Model> m, LoadAnyFormat(opts));
+  RETURN_IF_ERROR(RepackForKernels(m.get()));
+  return m;
+}
+
+Status RepackForKernels(Model* m) {
+  const char* off = std::getenv("EDGEQ_NO_REPACK");
+  if (off != nullptr && off[0] != 0 && off[0] != '0') return Status::Ok();
+  auto pack = [&](Tensor2D* t) -> Status {
+    if (t->empty() || !IsEqType(t->type) || !PackableEq(static_cast<EqType>(t->type))) return Status::Ok();
+    const uint64_t bytes = PackedEqBytes(static_cast<EqType>(t->type), t->rows, t->cols);
+    void* mem = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (mem == nullptr) {
+      return ResourceExhausted("cannot allocate " + std::to_string(bytes >> 20) + " MiB to repack the weights");
+    }
+    std::shared_ptr<const void> buf(mem, std::free);
+    PackEq(static_cast<EqType>(t->type), static_cast<const uint8_t*>(t->data), t->row_bytes, t->rows, t->cols,
+           static_cast<uint8_t*>(mem));
+    t->packed = static_cast<const uint8_t*>(mem);
+    m->keep_alive.push_back(std::move(buf));
+    return Status::Ok();
+  };
+  // The token embedding is read by rows (GetRowF32); a tied output head gets its own packed copy.
+  RETURN_IF_ERROR(pack(&m->weights.output));
+  for (LayerWeights& l : m->weights.layers) {
+    for (Tensor2D* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) RETURN_IF_ERROR(pack(t));
+  }
+  return Status::Ok();
+}
+
+static Result<std::unique_ptr<Model>> LoadAnyFormat(const LoadOptions& opts) {
   const std::string& p = opts.model_path;
   if (p.empty()) return InvalidArgument("no model path given");
   if (IsDirectory(p)) return LoadHfModel(p);

@@ -76,6 +76,11 @@ struct LoadOptions {
 // config.json) and loads. Every error names the file and what is wrong.
 Result<std::unique_ptr<Model>> LoadModel(const LoadOptions& opts);
 
+// Repacks every integer-format matrix into the kernels' interleaved layout
+// (kernels/packed.h), owned by the model; sets Tensor2D::packed. LoadModel does it;
+// EDGEQ_NO_REPACK=1 turns it off (row-layout kernels, for comparisons).
+Status RepackForKernels(Model* m);
+
 Result<std::unique_ptr<Model>> LoadGgufModel(const std::string& path);
 Result<std::unique_ptr<Model>> LoadLlama2cModel(const std::string& path, const std::string& tokenizer_path);
 Result<std::unique_ptr<Model>> LoadHfModel(const std::string& dir);

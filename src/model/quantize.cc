@@ -206,6 +206,7 @@ Result<std::unique_ptr<Model>> QuantizeInMemory(const Model& model, const std::s
     t->type = type;
     t->data = buf.get();
     t->row_bytes = *rb;
+    t->packed = nullptr;  // RepackForKernels below
   };
   ModelWeights& w = out->weights;
   const bool tied = model.config.tied_embeddings;
@@ -216,6 +217,7 @@ Result<std::unique_ptr<Model>> QuantizeInMemory(const Model& model, const std::s
     for (Tensor2D* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) convert(t, fmt_matrix);
   }
   RETURN_IF_ERROR(status);
+  RETURN_IF_ERROR(RepackForKernels(out.get()));
   return out;
 }
 

@@ -65,6 +65,13 @@ void MatMul(const Tensor2D& w, const float* x, int64_t x_stride, int64_t n_tok, 
         if (scratch_mem.low_bits[t]) QuantizeActRow4(x + t * x_stride, cols, &a, t);
       }
     }
+    if (w.packed != nullptr && k.gemm_eq_packed != nullptr) {
+      const int64_t groups = (w.rows + kPackRows - 1) / kPackRows;
+      pool.ParallelFor(groups, 2, [&](int, int64_t g0, int64_t g1) {
+        k.gemm_eq_packed(static_cast<EqType>(w.type), w.packed, w.rows, cols, g0, g1, a, n_tok, y, y_stride);
+      });
+      return;
+    }
     const uint8_t* base = static_cast<const uint8_t*>(w.data);
     pool.ParallelFor(w.rows, 16, [&](int, int64_t r0, int64_t r1) {
       k.gemm_eq(static_cast<EqType>(w.type), base, w.row_bytes, r0, r1, cols, a, n_tok, y, y_stride);

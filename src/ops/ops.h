@@ -19,6 +19,8 @@ struct Tensor2D {
   int64_t rows = 0;
   int64_t cols = 0;
   uint64_t row_bytes = 0;
+  // The same weights repacked for the integer kernels (kernels/packed.h), or nullptr.
+  const uint8_t* packed = nullptr;
   const uint8_t* row(int64_t r) const { return static_cast<const uint8_t*>(data) + r * row_bytes; }
   bool empty() const { return data == nullptr; }
 };

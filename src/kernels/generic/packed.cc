@@ -1,0 +1,165 @@
+// The packed layout's definition (PackEq) and its scalar reference kernel.
+#include "kernels/packed.h"
+
+#include <algorithm>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "core/fp16.h"
+
+namespace edgeq {
+
+bool PackableEq(EqType t) {
+  const EqTypeTraits* tr = GetEqTypeTraits(static_cast<uint32_t>(t));
+  return tr != nullptr && tr->integer_kernel;
+}
+
+uint64_t PackedGroupBytes(EqType t, int64_t cols) {
+  const EqTypeTraits& tr = *GetEqTypeTraits(static_cast<uint32_t>(t));
+  const int64_t nb = (cols + kActBlock - 1) / kActBlock;
+  if (tr.group == 0) return 4 * kPackRows + static_cast<uint64_t>(nb) * 256;
+  const int64_t nwb = (cols + tr.group - 1) / tr.group;
+  return static_cast<uint64_t>(nwb) * kPackRows * 4 * (tr.asymmetric ? 2 : 1) + static_cast<uint64_t>(nb) * 128;
+}
+
+uint64_t PackedEqBytes(EqType t, int64_t rows, int64_t cols) {
+  return static_cast<uint64_t>((rows + kPackRows - 1) / kPackRows) * PackedGroupBytes(t, cols);
+}
+
+namespace {
+inline int RowNibble(const uint8_t* qs, int g, int e) { return e < g / 2 ? (qs[e] & 0x0F) : (qs[e - g / 2] >> 4); }
+inline float H16(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return Fp16ToFp32(h);
+}
+}  // namespace
+
+namespace {
+
+// Packs row groups [g0, g1). Per row and 32-element sub-block the row's values are read
+// once into `vals` and scattered to their interleaved places.
+void PackGroups(EqType t, const uint8_t* w, uint64_t row_bytes, int64_t rows, int64_t cols, uint8_t* out,
+                int64_t g0, int64_t g1) {
+  const EqTypeTraits& tr = *GetEqTypeTraits(static_cast<uint32_t>(t));
+  const int64_t nb = (cols + kActBlock - 1) / kActBlock;
+  const uint64_t gbytes = PackedGroupBytes(t, cols);
+  std::memset(out + g0 * gbytes, 0, (g1 - g0) * gbytes);
+  uint8_t vals[kActBlock];
+  for (int64_t rg = g0; rg < g1; ++rg) {
+    uint8_t* o = out + rg * gbytes;
+    if (tr.group == 0) {
+      float* scale = reinterpret_cast<float*>(o);
+      uint8_t* q = o + 4 * kPackRows;
+      for (int i = 0; i < kPackRows && rg * kPackRows + i < rows; ++i) {
+        const uint8_t* row = w + (rg * kPackRows + i) * row_bytes;
+        std::memcpy(&scale[i], row, 4);
+        for (int64_t c = 0; c < cols; ++c) {
+          const int64_t ab = c / kActBlock, j = (c % kActBlock) / 4;
+          q[ab * 256 + j * 32 + 4 * i + c % 4] = row[4 + c];
+        }
+      }
+      continue;
+    }
+    const int g = tr.group, per = g / kActBlock;
+    const int64_t nwb = (cols + g - 1) / g;
+    float* d = reinterpret_cast<float*>(o);
+    float* m = tr.asymmetric ? d + nwb * kPackRows : nullptr;
+    uint8_t* qs = o + nwb * kPackRows * 4 * (tr.asymmetric ? 2 : 1);
+    for (int i = 0; i < kPackRows; ++i) {
+      const int64_t r = rg * kPackRows + i;
+      const uint8_t* row = r < rows ? w + r * row_bytes : nullptr;
+      for (int64_t wb = 0; wb < nwb; ++wb) {
+        const uint8_t* blk = row ? row + wb * tr.block_bytes : nullptr;
+        d[wb * kPackRows + i] = blk ? H16(blk) : 0.0f;
+        if (m) m[wb * kPackRows + i] = blk ? H16(blk + 2) : 0.0f;
+        const uint8_t* rq = blk ? blk + (tr.asymmetric ? 4 : 2) : nullptr;
+        for (int k = 0; k < per; ++k) {
+          const int64_t ab = wb * per + k;
+          if (ab >= nb) break;
+          for (int e = 0; e < kActBlock; ++e) vals[e] = rq ? RowNibble(rq, g, k * kActBlock + e) : (tr.asymmetric ? 0 : 8);
+          uint8_t* p = qs + ab * 128 + 4 * i;
+          for (int j = 0; j < 4; ++j) {
+            for (int e = 0; e < 4; ++e) p[j * 32 + e] = static_cast<uint8_t>(vals[4 * j + e] | vals[4 * (j + 4) + e] << 4);
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void PackEq(EqType t, const uint8_t* w, uint64_t row_bytes, int64_t rows, int64_t cols, uint8_t* out) {
+  // Large matrices are split over a few threads (load time of big models).
+  const int64_t n_groups = (rows + kPackRows - 1) / kPackRows;
+  const int64_t n_threads =
+      std::min<int64_t>({static_cast<int64_t>(std::max(1u, std::thread::hardware_concurrency())), 8,
+                         std::max<int64_t>(1, n_groups * cols / (1 << 20))});
+  if (n_threads <= 1) {
+    PackGroups(t, w, row_bytes, rows, cols, out, 0, n_groups);
+    return;
+  }
+  std::vector<std::thread> th;
+  for (int64_t i = 0; i < n_threads; ++i) {
+    const int64_t g0 = n_groups * i / n_threads, g1 = n_groups * (i + 1) / n_threads;
+    th.emplace_back(PackGroups, t, w, row_bytes, rows, cols, out, g0, g1);
+  }
+  for (auto& x : th) x.join();
+}
+
+namespace generic {
+
+void GemmEqPacked(EqType t, const uint8_t* packed, int64_t rows, int64_t cols, int64_t g0, int64_t g1,
+                  const QuantAct& a, int64_t n_tok, float* y, int64_t y_stride) {
+  const EqTypeTraits& tr = *GetEqTypeTraits(static_cast<uint32_t>(t));
+  const int64_t nb = a.nb;
+  const uint64_t gbytes = PackedGroupBytes(t, cols);
+  for (int64_t rg = g0; rg < g1; ++rg) {
+    const uint8_t* o = packed + rg * gbytes;
+    for (int i = 0; i < kPackRows; ++i) {
+      const int64_t r = rg * kPackRows + i;
+      if (r >= rows) break;
+      for (int64_t tok = 0; tok < n_tok; ++tok) {
+        const int8_t* q = a.qrow(tok);
+        const float* ad = a.drow(tok);
+        const int32_t* as = a.srow(tok);
+        float acc = 0.0f;
+        if (tr.group == 0) {
+          const float* scale = reinterpret_cast<const float*>(o);
+          const int8_t* wq = reinterpret_cast<const int8_t*>(o + 4 * kPackRows);
+          for (int64_t ab = 0; ab < nb; ++ab) {
+            int32_t isum = 0;
+            for (int c = 0; c < kActBlock; ++c) isum += wq[ab * 256 + (c / 4) * 32 + 4 * i + c % 4] * q[ab * kActBlock + c];
+            acc += ad[ab] * static_cast<float>(isum);
+          }
+          acc *= scale[i];
+        } else {
+          const int per = tr.group / kActBlock;
+          const int64_t nwb = (cols + tr.group - 1) / tr.group;
+          const float* d = reinterpret_cast<const float*>(o);
+          const float* m = tr.asymmetric ? d + nwb * kPackRows : nullptr;
+          const uint8_t* qs = o + nwb * kPackRows * 4 * (tr.asymmetric ? 2 : 1);
+          for (int64_t ab = 0; ab < nb; ++ab) {
+            const int64_t wb = ab / per;
+            int32_t isum = 0;
+            for (int c = 0; c < kActBlock; ++c) {
+              const int j = c / 4;
+              const uint8_t byte = qs[ab * 128 + (j % 4) * 32 + 4 * i + c % 4];
+              const int nib = j < 4 ? (byte & 0x0F) : (byte >> 4);
+              isum += nib * q[ab * kActBlock + c];
+            }
+            const float wd = d[wb * kPackRows + i];
+            if (m) acc += ad[ab] * (wd * static_cast<float>(isum) + m[wb * kPackRows + i] * static_cast<float>(as[ab]));
+            else acc += wd * ad[ab] * static_cast<float>(isum - 8 * as[ab]);
+          }
+        }
+        y[tok * y_stride + r] = acc;
+      }
+    }
+  }
+}
+
+}  // namespace generic
+}  // namespace edgeq

@@ -1,0 +1,159 @@
+// Shared body of the x86 packed-layout matrix kernels (kernels/packed.h), included by
+// x86_avx2/packed.cc and x86_avx512vnni/packed.cc. The includer defines EDGEQ_KNS and
+// EDGEQ_VNNI (1: vpdpbusd on 256-bit lanes; 0: maddubs + madd). Tiles are one row group
+// (8 rows, one per 32-bit lane) x up to 4 tokens: a block's weights are unpacked once and
+// used for every token of the tile.
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "kernels/packed.h"
+
+namespace edgeq::EDGEQ_KNS {
+namespace {
+
+inline __m256i Bcast4(const int8_t* q) {
+  int32_t v;
+  __builtin_memcpy(&v, q, 4);
+  return _mm256_set1_epi32(v);
+}
+
+// Sum over j of V_j . broadcast(q[4j..4j+3]) per 32-bit lane, for nibble weights (<= 15).
+inline __m256i DotNib8(const __m256i* v, const int8_t* q) {
+#if EDGEQ_VNNI
+  __m256i acc = _mm256_dpbusd_epi32(_mm256_setzero_si256(), v[0], Bcast4(q));
+  for (int j = 1; j < 8; ++j) acc = _mm256_dpbusd_epi32(acc, v[j], Bcast4(q + 4 * j));
+  return acc;
+#else
+  // 15 * 127 * 2 per pair and 8 pairs summed stay below 32767: add in int16, widen once.
+  __m256i s16 = _mm256_maddubs_epi16(v[0], Bcast4(q));
+  for (int j = 1; j < 8; ++j) s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(v[j], Bcast4(q + 4 * j)));
+  return _mm256_madd_epi16(s16, _mm256_set1_epi16(1));
+#endif
+}
+
+// Same for int8 weights. VNNI: v holds w ^ 0x80 (= w + 128 unsigned), corrected by the
+// caller with -128 * sum(q). AVX2: v holds the signed weights (sign trick, no correction).
+inline __m256i DotW8(const __m256i* v, const __m256i* vabs, const int8_t* q) {
+#if EDGEQ_VNNI
+  (void)vabs;
+  __m256i acc = _mm256_dpbusd_epi32(_mm256_setzero_si256(), v[0], Bcast4(q));
+  for (int j = 1; j < 8; ++j) acc = _mm256_dpbusd_epi32(acc, v[j], Bcast4(q + 4 * j));
+  return acc;
+#else
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256i acc = _mm256_setzero_si256();
+  for (int j = 0; j < 8; ++j) {
+    const __m256i p = _mm256_maddubs_epi16(vabs[j], _mm256_sign_epi8(Bcast4(q + 4 * j), v[j]));
+    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, ones));
+  }
+  return acc;
+#endif
+}
+
+inline void Store8(float* y, __m256 v, int valid) {
+  if (valid == kPackRows) {
+    _mm256_storeu_ps(y, v);
+  } else {
+    alignas(32) float tmp[8];
+    _mm256_store_ps(tmp, v);
+    for (int i = 0; i < valid; ++i) y[i] = tmp[i];
+  }
+}
+
+template <int NT>
+void TileW4(const uint8_t* o, int64_t cols, int g, bool asym, const QuantAct& a, int64_t t0, float* y,
+            int64_t y_stride, int valid) {
+  const int per = g / kActBlock;
+  const int64_t nwb = (cols + g - 1) / g, nb = a.nb;
+  const float* d = reinterpret_cast<const float*>(o);
+  const float* m = asym ? d + nwb * kPackRows : nullptr;
+  const uint8_t* qs = o + nwb * kPackRows * 4 * (asym ? 2 : 1);
+  const __m256i mask = _mm256_set1_epi8(0x0F);
+  __m256 acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+  for (int64_t ab = 0; ab < nb; ++ab) {
+    const int64_t wb = ab / per;
+    const __m256 wd = _mm256_loadu_ps(d + wb * kPackRows);
+    __m256i v[8];
+    for (int k = 0; k < 4; ++k) {
+      const __m256i p = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + ab * 128 + k * 32));
+      v[k] = _mm256_and_si256(p, mask);
+      v[k + 4] = _mm256_and_si256(_mm256_srli_epi16(p, 4), mask);
+    }
+    for (int t = 0; t < NT; ++t) {
+      const int64_t tok = t0 + t;
+      const float ad = a.d[tok * nb + ab];
+      const int32_t as = a.s[tok * nb + ab];
+      __m256i isum = DotNib8(v, a.q + (tok * nb + ab) * kActBlock);
+      if (asym) {
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(wd, _mm256_set1_ps(ad)), acc[t]);
+        acc[t] = _mm256_fmadd_ps(_mm256_loadu_ps(m + wb * kPackRows), _mm256_set1_ps(ad * static_cast<float>(as)), acc[t]);
+      } else {
+        isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(8 * as));
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(wd, _mm256_set1_ps(ad)), acc[t]);
+      }
+    }
+  }
+  for (int t = 0; t < NT; ++t) Store8(y + (t0 + t) * y_stride, acc[t], valid);
+}
+
+template <int NT>
+void TileW8(const uint8_t* o, const QuantAct& a, int64_t t0, float* y, int64_t y_stride, int valid) {
+  const int64_t nb = a.nb;
+  const __m256 scale = _mm256_loadu_ps(reinterpret_cast<const float*>(o));
+  const uint8_t* qs = o + 4 * kPackRows;
+  __m256 acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+  for (int64_t ab = 0; ab < nb; ++ab) {
+    __m256i v[8], vabs[8];
+    for (int j = 0; j < 8; ++j) {
+      const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + ab * 256 + j * 32));
+#if EDGEQ_VNNI
+      v[j] = _mm256_xor_si256(w, _mm256_set1_epi8(static_cast<char>(0x80)));
+#else
+      v[j] = w;
+      vabs[j] = _mm256_abs_epi8(w);
+#endif
+    }
+    for (int t = 0; t < NT; ++t) {
+      const int64_t tok = t0 + t;
+      __m256i isum = DotW8(v, vabs, a.q + (tok * nb + ab) * kActBlock);
+#if EDGEQ_VNNI
+      isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(128 * a.s[tok * nb + ab]));
+#endif
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(a.d[tok * nb + ab]), acc[t]);
+    }
+  }
+  for (int t = 0; t < NT; ++t) Store8(y + (t0 + t) * y_stride, _mm256_mul_ps(acc[t], scale), valid);
+}
+
+template <int NT>
+void Tile(const EqTypeTraits& tr, const uint8_t* o, int64_t cols, const QuantAct& a, int64_t t0, float* y,
+          int64_t y_stride, int valid) {
+  if (tr.group == 0) TileW8<NT>(o, a, t0, y, y_stride, valid);
+  else TileW4<NT>(o, cols, tr.group, tr.asymmetric, a, t0, y, y_stride, valid);
+}
+
+}  // namespace
+
+void GemmEqPacked(EqType t, const uint8_t* packed, int64_t rows, int64_t cols, int64_t g0, int64_t g1,
+                  const QuantAct& a, int64_t n_tok, float* y, int64_t y_stride) {
+  const EqTypeTraits& tr = *GetEqTypeTraits(static_cast<uint32_t>(t));
+  const uint64_t gbytes = PackedGroupBytes(t, cols);
+  for (int64_t rg = g0; rg < g1; ++rg) {
+    const uint8_t* o = packed + rg * gbytes;
+    const int valid = static_cast<int>(std::min<int64_t>(kPackRows, rows - rg * kPackRows));
+    float* yr = y + rg * kPackRows;
+    int64_t t0 = 0;
+    for (; t0 + 4 <= n_tok; t0 += 4) Tile<4>(tr, o, cols, a, t0, yr, y_stride, valid);
+    switch (n_tok - t0) {
+      case 3: Tile<3>(tr, o, cols, a, t0, yr, y_stride, valid); break;
+      case 2: Tile<2>(tr, o, cols, a, t0, yr, y_stride, valid); break;
+      case 1: Tile<1>(tr, o, cols, a, t0, yr, y_stride, valid); break;
+      default: break;
+    }
+  }
+}
+
+}  // namespace edgeq::EDGEQ_KNS
