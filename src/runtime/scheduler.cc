@@ -50,12 +50,6 @@ bool Scheduler::HasFreeSlot() const {
   return false;
 }
 
-int32_t Scheduler::active() const {
-  int32_t n = 0;
-  for (const Slot& s : slots_) n += s.active;
-  return n;
-}
-
 int64_t Scheduler::kv_tokens_used() const {
   int64_t n = 0;
   for (const Slot& s : slots_) n += s.active ? s.n_past : 0;
@@ -79,6 +73,7 @@ Status Scheduler::Admit(TaskParams task, std::shared_ptr<TaskSink> sink) {
   for (Slot& s : slots_) {
     if (s.active) continue;
     s.active = true;
+    ++n_active_;
     s.sampler = std::make_unique<Sampler>(task.sampler, model_.config.vocab_size);
     s.decoder = std::make_unique<StreamDecoder>(tok_);
     s.decoder->Push(task.prompt.back());  // primes "previous token"; the prompt is not echoed
@@ -104,9 +99,10 @@ void Scheduler::Finish(Slot& s, FinishReason r, const std::string& detail) {
     if (!stopped) tail.text += s.stop->Flush();
     if (!tail.text.empty()) s.sink->OnToken(tail);
   }
-  s.sink->OnFinish(r, detail, static_cast<int32_t>(s.task.prompt.size()), s.n_generated);
+  std::shared_ptr<TaskSink> sink = std::move(s.sink);
   s.active = false;
-  s.sink.reset();
+  --n_active_;
+  sink->OnFinish(r, detail, static_cast<int32_t>(s.task.prompt.size()), s.n_generated);
   s.task = TaskParams{};
 }
 

@@ -6,6 +6,7 @@
 // lives in server/queue). Sinks are called from that thread.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -72,7 +73,9 @@ class Scheduler {
 
   int32_t n_slots() const { return static_cast<int32_t>(slots_.size()); }
   int32_t n_ctx() const { return graph_->n_ctx(); }
-  int32_t active() const;
+  // Slots in use; safe to read from any thread, and already decremented when a sink's
+  // OnFinish runs (a client that got its answer never sees its slot still busy).
+  int32_t active() const { return n_active_.load(); }
   int64_t kv_tokens_used() const;  // tokens held in all slots' caches
   uint64_t kv_bytes() const { return graph_->KvBytes(); }
 
@@ -105,6 +108,7 @@ class Scheduler {
   std::vector<float> logits_;        // [max_batch][vocab]
   size_t rr_ = 0;                    // round-robin start for prefill
   bool llama2c_ = false;
+  std::atomic<int32_t> n_active_{0};
 };
 
 }  // namespace edgeq

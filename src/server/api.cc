@@ -174,6 +174,7 @@ bool ParseRequest(Endpoint ep, const std::string& body_text, const ApiContext& c
   t.sampler.top_k = static_cast<int32_t>(top_k);
   if (!rd.Number("min_p", 0.0, 1.0, &t.sampler.min_p)) return false;
   if (!rd.Number("repeat_penalty", 0.0, 10.0, &t.sampler.repeat_penalty)) return false;
+  if (!rd.Bool("ignore_eos", &t.ignore_eos)) return false;  // benchmarks: always max_tokens
   int64_t seed = -1;
   if (!rd.Int("seed", INT64_MIN, INT64_MAX, &seed)) return false;
   // No seed (or a negative one): a fresh random seed per request.

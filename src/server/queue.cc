@@ -91,7 +91,6 @@ void Executor::Loop() {
       queue_depth_ = static_cast<int32_t>(queue_.size());
     }
     sched_->Step();
-    active_ = sched_->active();
     kv_used_ = sched_->kv_tokens_used();
   }
   // Shutdown: everything still queued or running ends as cancelled.

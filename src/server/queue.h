@@ -67,7 +67,7 @@ class Executor {
   Result<std::shared_ptr<Channel>> Submit(TaskParams task);
 
   int32_t queue_depth() const { return queue_depth_; }
-  int32_t active_slots() const { return active_; }
+  int32_t active_slots() const { return sched_->active(); }
   int64_t kv_tokens_used() const { return kv_used_; }
   int32_t n_slots() const { return n_slots_; }
   int32_t n_ctx() const { return n_ctx_; }
@@ -83,7 +83,7 @@ class Executor {
   std::condition_variable cv_;
   std::deque<std::pair<TaskParams, std::shared_ptr<Channel>>> queue_;
   bool stop_ = false;
-  std::atomic<int32_t> queue_depth_{0}, active_{0};
+  std::atomic<int32_t> queue_depth_{0};
   std::atomic<int64_t> kv_used_{0};
   std::thread thread_;
 };
