@@ -18,17 +18,36 @@ inline __m256i Bcast4(const int8_t* q) {
   return _mm256_set1_epi32(v);
 }
 
+#if EDGEQ_VNNI
+// Sum over j of dpbusd(V_j, broadcast(q[4j..4j+3])). Four independent accumulators: one
+// chain of 8 dependent vpdpbusd would wait on its latency, not its throughput.
+inline __m256i Dp8(const __m256i* v, const int8_t* q) {
+  const __m256i z = _mm256_setzero_si256();
+  __m256i a0 = _mm256_dpbusd_epi32(z, v[0], Bcast4(q));
+  __m256i a1 = _mm256_dpbusd_epi32(z, v[1], Bcast4(q + 4));
+  __m256i a2 = _mm256_dpbusd_epi32(z, v[2], Bcast4(q + 8));
+  __m256i a3 = _mm256_dpbusd_epi32(z, v[3], Bcast4(q + 12));
+  a0 = _mm256_dpbusd_epi32(a0, v[4], Bcast4(q + 16));
+  a1 = _mm256_dpbusd_epi32(a1, v[5], Bcast4(q + 20));
+  a2 = _mm256_dpbusd_epi32(a2, v[6], Bcast4(q + 24));
+  a3 = _mm256_dpbusd_epi32(a3, v[7], Bcast4(q + 28));
+  return _mm256_add_epi32(_mm256_add_epi32(a0, a1), _mm256_add_epi32(a2, a3));
+}
+#endif
+
 // Sum over j of V_j . broadcast(q[4j..4j+3]) per 32-bit lane, for nibble weights (<= 15).
 inline __m256i DotNib8(const __m256i* v, const int8_t* q) {
 #if EDGEQ_VNNI
-  __m256i acc = _mm256_dpbusd_epi32(_mm256_setzero_si256(), v[0], Bcast4(q));
-  for (int j = 1; j < 8; ++j) acc = _mm256_dpbusd_epi32(acc, v[j], Bcast4(q + 4 * j));
-  return acc;
+  return Dp8(v, q);
 #else
   // 15 * 127 * 2 per pair and 8 pairs summed stay below 32767: add in int16, widen once.
-  __m256i s16 = _mm256_maddubs_epi16(v[0], Bcast4(q));
-  for (int j = 1; j < 8; ++j) s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(v[j], Bcast4(q + 4 * j)));
-  return _mm256_madd_epi16(s16, _mm256_set1_epi16(1));
+  __m256i e = _mm256_maddubs_epi16(v[0], Bcast4(q)), o = _mm256_maddubs_epi16(v[1], Bcast4(q + 4));
+#pragma GCC unroll 3
+  for (int j = 2; j < 8; j += 2) {
+    e = _mm256_add_epi16(e, _mm256_maddubs_epi16(v[j], Bcast4(q + 4 * j)));
+    o = _mm256_add_epi16(o, _mm256_maddubs_epi16(v[j + 1], Bcast4(q + 4 * j + 4)));
+  }
+  return _mm256_madd_epi16(_mm256_add_epi16(e, o), _mm256_set1_epi16(1));
 #endif
 }
 
@@ -37,12 +56,11 @@ inline __m256i DotNib8(const __m256i* v, const int8_t* q) {
 inline __m256i DotW8(const __m256i* v, const __m256i* vabs, const int8_t* q) {
 #if EDGEQ_VNNI
   (void)vabs;
-  __m256i acc = _mm256_dpbusd_epi32(_mm256_setzero_si256(), v[0], Bcast4(q));
-  for (int j = 1; j < 8; ++j) acc = _mm256_dpbusd_epi32(acc, v[j], Bcast4(q + 4 * j));
-  return acc;
+  return Dp8(v, q);
 #else
   const __m256i ones = _mm256_set1_epi16(1);
   __m256i acc = _mm256_setzero_si256();
+#pragma GCC unroll 8
   for (int j = 0; j < 8; ++j) {
     const __m256i p = _mm256_maddubs_epi16(vabs[j], _mm256_sign_epi8(Bcast4(q + 4 * j), v[j]));
     acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, ones));
@@ -72,10 +90,15 @@ void TileW4(const uint8_t* o, int64_t cols, int g, bool asym, const QuantAct& a,
   const __m256i mask = _mm256_set1_epi8(0x0F);
   __m256 acc[NT];
   for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+  int64_t wb = 0;
+  int k_in_block = 0;
   for (int64_t ab = 0; ab < nb; ++ab) {
-    const int64_t wb = ab / per;
+    // Decode streams weights from DRAM: ask for the data ~1 KiB ahead (both lines).
+    _mm_prefetch(reinterpret_cast<const char*>(qs + ab * 128 + 1024), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(qs + ab * 128 + 1088), _MM_HINT_T0);
     const __m256 wd = _mm256_loadu_ps(d + wb * kPackRows);
     __m256i v[8];
+#pragma GCC unroll 4
     for (int k = 0; k < 4; ++k) {
       const __m256i p = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + ab * 128 + k * 32));
       v[k] = _mm256_and_si256(p, mask);
@@ -94,6 +117,10 @@ void TileW4(const uint8_t* o, int64_t cols, int g, bool asym, const QuantAct& a,
         acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(wd, _mm256_set1_ps(ad)), acc[t]);
       }
     }
+    if (++k_in_block == per) {
+      k_in_block = 0;
+      ++wb;
+    }
   }
   for (int t = 0; t < NT; ++t) Store8(y + (t0 + t) * y_stride, acc[t], valid);
 }
@@ -106,7 +133,12 @@ void TileW8(const uint8_t* o, const QuantAct& a, int64_t t0, float* y, int64_t y
   __m256 acc[NT];
   for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
   for (int64_t ab = 0; ab < nb; ++ab) {
+    _mm_prefetch(reinterpret_cast<const char*>(qs + ab * 256 + 2048), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(qs + ab * 256 + 2112), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(qs + ab * 256 + 2176), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(qs + ab * 256 + 2240), _MM_HINT_T0);
     __m256i v[8], vabs[8];
+#pragma GCC unroll 8
     for (int j = 0; j < 8; ++j) {
       const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + ab * 256 + j * 32));
 #if EDGEQ_VNNI
