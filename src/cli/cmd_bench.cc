@@ -123,7 +123,7 @@ int Run(BenchFlags& f) {
     int32_t max_p = *std::max_element(f.n_prompt.begin(), f.n_prompt.end());
     int32_t max_g = *std::max_element(f.n_gen.begin(), f.n_gen.end());
     const int32_t n_ctx = std::min(c.context_length, std::max(max_p, max_g) + 1);
-    auto graph = LlamaGraph::Create(*model, n_ctx, std::min(max_p, 512), &pool);
+    auto graph = LlamaGraph::Create(*model, n_ctx, std::clamp(max_p, 1, 512), &pool);  // -p 0: decode only
     if (!graph.ok()) return Fail(graph.status());
     std::vector<float> logits(c.vocab_size);
     std::vector<int32_t> toks(std::max(max_p, 1));
