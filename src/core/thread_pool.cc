@@ -33,20 +33,20 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::Run(const std::function<void(int, int)>& fn) {
+void ThreadPool::RunJob(Job job) {
   if (n_threads_ == 1) {
-    fn(0, 1);
+    job.call(job.obj, 0, 1);
     return;
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    job_ = &fn;
+    job_ = job;
     pending_.store(n_threads_ - 1, std::memory_order_relaxed);
     ++generation_;
     spin_generation_.store(generation_, std::memory_order_release);
   }
   cv_.notify_all();
-  fn(0, n_threads_);
+  job.call(job.obj, 0, n_threads_);
   while (pending_.load(std::memory_order_acquire) != 0) EDGEQ_PAUSE();
 }
 
@@ -59,7 +59,7 @@ void ThreadPool::WorkerLoop(int index) {
       EDGEQ_PAUSE();
       ++spins;
     }
-    const std::function<void(int, int)>* job;
+    Job job;
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] { return generation_ != seen; });
@@ -67,7 +67,7 @@ void ThreadPool::WorkerLoop(int index) {
       if (stop_) return;
       job = job_;
     }
-    (*job)(index, n_threads_);
+    job.call(job.obj, index, n_threads_);
     pending_.fetch_sub(1, std::memory_order_acq_rel);
   }
 }

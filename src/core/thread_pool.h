@@ -8,6 +8,7 @@
 #include <functional>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace edgeq {
@@ -23,8 +24,14 @@ class ThreadPool {
   int size() const { return n_threads_; }
 
   // Runs fn(thread_index, n_threads) on every thread (the caller is index 0) and
-  // waits for all. `fn` must not throw. Not reentrant.
-  void Run(const std::function<void(int, int)>& fn);
+  // waits for all. `fn` must not throw. Not reentrant. Takes any callable by reference
+  // (no std::function: decode runs this per op and must not allocate).
+  template <typename F>
+  void Run(F&& fn) {
+    using Fn = std::remove_reference_t<F>;
+    RunJob(Job{const_cast<void*>(static_cast<const void*>(&fn)),
+                [](void* o, int i, int n) { (*static_cast<Fn*>(o))(i, n); }});
+  }
 
   // Splits [0, n) into contiguous `grain`-aligned chunks, one per thread, and calls
   // body(thread_index, begin, end).
@@ -44,13 +51,18 @@ class ThreadPool {
   }
 
  private:
+  struct Job {
+    void* obj = nullptr;
+    void (*call)(void*, int, int) = nullptr;
+  };
+  void RunJob(Job job);
   void WorkerLoop(int index);
 
   int n_threads_;
   std::vector<std::thread> workers_;
   std::mutex mu_;
   std::condition_variable cv_;
-  const std::function<void(int, int)>* job_ = nullptr;
+  Job job_;
   uint64_t generation_ = 0;  // bumped per Run
   std::atomic<int> pending_{0};
   std::atomic<uint64_t> spin_generation_{0};
