@@ -36,6 +36,8 @@ std::string BaseName(const std::string& p) {
 
 int Run(ServeFlags& f) {
   std::signal(SIGPIPE, SIG_IGN);  // a client that disconnects is an error on write, not a signal
+  std::signal(SIGINT, OnSignal);  // Ctrl-C / SIGTERM: stop cleanly (also during loading)
+  std::signal(SIGTERM, OnSignal);
   server::HttpServer srv(f.http);
   Status st = srv.Bind();
   if (!st.ok()) return Fail(st);
@@ -47,6 +49,10 @@ int Run(ServeFlags& f) {
   if (!loaded.ok()) {
     srv.Stop();
     return Fail(loaded.status());
+  }
+  if (g_stop) {
+    srv.Stop();
+    return 0;
   }
   const Model& model = *loaded->model;
   const Tokenizer& tok = *loaded->tokenizer;
@@ -82,15 +88,13 @@ int Run(ServeFlags& f) {
   }
   ctx.n_ctx = (*sched)->n_ctx();
   const uint64_t kv_bytes = (*sched)->kv_bytes();
+  srv.SetReady(std::make_unique<server::Executor>(std::move(sched).value(), f.max_queue), ctx, kv_bytes);
   std::fprintf(stderr,
                "edgeq serve: model '%s' ready: %d slots x %d tokens of context, KV cache %.1f MiB, chat template %s; "
                "serving on http://%s:%d%s\n",
                ctx.model_id.c_str(), f.parallel, ctx.n_ctx, kv_bytes / 1048576.0, ChatStyleName(*style),
                f.http.host.c_str(), srv.port(), f.http.api_key.empty() ? "" : " (API key required)");
-  srv.SetReady(std::make_unique<server::Executor>(std::move(sched).value(), f.max_queue), ctx, kv_bytes);
 
-  std::signal(SIGINT, OnSignal);
-  std::signal(SIGTERM, OnSignal);
   while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   std::fprintf(stderr, "edgeq serve: shutting down\n");
   srv.Stop();

@@ -1,5 +1,7 @@
 #include "server/queue.h"
 
+#include <malloc.h>
+
 namespace edgeq::server {
 
 bool Channel::Next(Event* e, std::chrono::milliseconds timeout) {
@@ -76,6 +78,14 @@ void Executor::Loop() {
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mu_);
+      if (!stop_ && queue_.empty() && sched_->active() == 0) {
+        // Going idle: hand freed request memory (bodies, responses, per-thread malloc
+        // arenas of the HTTP workers) back to the system, so the server's footprint
+        // returns to its baseline between bursts.
+        lock.unlock();
+        malloc_trim(0);
+        lock.lock();
+      }
       cv_.wait(lock, [&] { return stop_ || !queue_.empty() || sched_->active() > 0; });
       if (stop_) break;
       while (!queue_.empty() && sched_->HasFreeSlot()) {
