@@ -76,4 +76,13 @@ Result<std::string> ReadFileToString(const std::string& path) {
   return ss.str();
 }
 
+void MappedFile::ReleasePages(const void* p, size_t n) const {
+  const uintptr_t lo = reinterpret_cast<uintptr_t>(p), hi = lo + n;
+  const uintptr_t map_lo = reinterpret_cast<uintptr_t>(data_), map_hi = map_lo + size_;
+  if (data_ == nullptr || lo < map_lo || hi > map_hi) return;
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t a = (lo + page - 1) / page * page, b = hi / page * page;
+  if (a < b) (void)madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);
+}
+
 }  // namespace edgeq

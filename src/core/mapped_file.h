@@ -24,6 +24,10 @@ class MappedFile {
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  // Drops the resident pages wholly inside [p, p + n) (a range of this map; others are
+  // ignored): they are read from the file again if touched. For data that has been
+  // copied elsewhere (weights repacked at load), so it is not resident twice.
+  void ReleasePages(const void* p, size_t n) const;
 
  private:
   const uint8_t* data_ = nullptr;

@@ -62,6 +62,8 @@ class GgufFile {
   const std::map<std::string, GgufValue>& metadata() const { return kv_; }
   const std::vector<GgufTensorInfo>& tensors() const { return tensors_; }
   const std::string& path() const { return what_; }
+  // See MappedFile::ReleasePages (no effect on a parsed in-memory image).
+  void ReleasePages(const void* p, size_t n) const { file_.ReleasePages(p, n); }
 
   const GgufValue* Find(const std::string& key) const;
   const GgufTensorInfo* FindTensor(const std::string& name) const;

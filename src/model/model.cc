@@ -59,6 +59,9 @@ Status RepackForKernels(Model* m) {
            static_cast<uint8_t*>(mem));
     t->packed = static_cast<const uint8_t*>(mem);
     m->keep_alive.push_back(std::move(buf));
+    // The row layout stays mapped (convert, quantize and embeddings read it) but need not
+    // stay resident: the kernels read the packed copy. Not for the token embedding's rows.
+    if (m->gguf && t->data != m->weights.token_embd.data) m->gguf->ReleasePages(t->data, t->row_bytes * t->rows);
     return Status::Ok();
   };
   // The token embedding is read by rows (GetRowF32); a tied output head gets its own packed copy.
