@@ -163,8 +163,6 @@ TEST(EqKernels, PackedKernelsMatchRowKernelsOnEveryTier) {
         const uint64_t rb = *EqRowBytes(t, cols);
         std::vector<uint8_t> wq(rb * rows);
         for (int64_t r = 0; r < rows; ++r) ASSERT_TRUE(QuantizeRowEq(t, w.data() + r * cols, wq.data() + r * rb, cols, nullptr).ok());
-        std::vector<uint8_t> packed(PackedEqBytes(t, rows, cols));
-        PackEq(t, wq.data(), rb, rows, cols, packed.data());
         std::vector<uint8_t> mem(QuantActBytes(n_tok, cols));
         QuantAct a = MakeQuantAct(mem.data(), n_tok, cols);
         ref->quantize_act(x.data(), cols, n_tok, cols, &a);
@@ -172,8 +170,12 @@ TEST(EqKernels, PackedKernelsMatchRowKernelsOnEveryTier) {
         ref->gemm_eq(t, wq.data(), rb, 0, rows, cols, a, n_tok, yref.data(), rows);
         for (const KernelTable* k : Tiers()) {
           ASSERT_NE(k->gemm_eq_packed, nullptr) << k->isa;
+          ASSERT_NE(k->pack_eq, nullptr) << k->isa;
+          // Each tier packs into its own layout (k->pack_layout).
+          std::vector<uint8_t> packed(k->packed_eq_bytes(t, rows, cols));
+          k->pack_eq(t, wq.data(), rb, rows, cols, packed.data());
           std::fill(y.begin(), y.end(), -7.0f);
-          const int64_t groups = (rows + kPackRows - 1) / kPackRows;
+          const int64_t groups = (rows + k->pack_rows - 1) / k->pack_rows;
           k->gemm_eq_packed(t, packed.data(), rows, cols, 0, groups, a, n_tok, y.data(), rows);
           for (int64_t i = 0; i < n_tok * rows; ++i) {
             ASSERT_NEAR(y[i], yref[i], 1e-4 * (1.0 + std::fabs(yref[i])) + 1e-5 * cols)

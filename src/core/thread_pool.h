@@ -2,6 +2,7 @@
 // token (no thread creation per token). The calling thread takes part in the work.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -31,6 +32,27 @@ class ThreadPool {
     using Fn = std::remove_reference_t<F>;
     RunJob(Job{const_cast<void*>(static_cast<const void*>(&fn)),
                 [](void* o, int i, int n) { (*static_cast<Fn*>(o))(i, n); }});
+  }
+
+  // Hands out [0, n) in chunks of `chunk` from a shared counter: each thread calls
+  // body(thread_index, begin, end) for the chunks it claims until none are left. A thread
+  // that is slowed down (another process on its core, a cache-missing stretch) takes
+  // fewer chunks instead of holding up the others at the end, as a static split would.
+  template <typename F>
+  void ParallelForDynamic(int64_t n, int64_t chunk, F&& body) {
+    if (chunk < 1) chunk = 1;
+    if (n_threads_ == 1 || n <= chunk) {
+      if (n > 0) body(0, int64_t{0}, n);
+      return;
+    }
+    std::atomic<int64_t> next{0};
+    Run([&](int ti, int) {
+      for (;;) {
+        const int64_t b = next.fetch_add(chunk, std::memory_order_relaxed);
+        if (b >= n) break;
+        body(ti, b, std::min<int64_t>(n, b + chunk));
+      }
+    });
   }
 
   // Splits [0, n) into contiguous `grain`-aligned chunks, one per thread, and calls

@@ -20,6 +20,8 @@ void GemmEq(EqType type, const uint8_t* w, uint64_t row_bytes, int64_t r0, int64
             const QuantAct& a, int64_t n_tok, float* y, int64_t y_stride);
 void GemmEqPacked(EqType t, const uint8_t* packed, int64_t rows, int64_t cols, int64_t g0, int64_t g1,
                   const QuantAct& a, int64_t n_tok, float* y, int64_t y_stride);
+void PackEqX86(EqType t, const uint8_t* w, uint64_t row_bytes, int64_t rows, int64_t cols, uint8_t* out);
+uint64_t PackedEqBytesX86(EqType t, int64_t rows, int64_t cols);
 }  // namespace avx2
 namespace avx512vnni {
 void QuantizeAct(const float* x, int64_t x_stride, int64_t n_tok, int64_t n, QuantAct* a);
@@ -41,6 +43,10 @@ KernelTable Generic() {
   t.quantize_act = generic::QuantizeAct;
   t.gemm_eq = generic::GemmEq;
   t.gemm_eq_packed = generic::GemmEqPacked;
+  t.pack_eq = generic::PackEqRows8;
+  t.packed_eq_bytes = generic::PackedEqBytesRows8;
+  t.pack_rows = kPackRows;
+  t.pack_layout = "rows8";
   return t;
 }
 
@@ -59,6 +65,9 @@ bool MakeTier(const std::string& tier, KernelTable* out) {
     out->quantize_act = avx2::QuantizeAct;
     out->gemm_eq = avx2::GemmEq;
     out->gemm_eq_packed = avx2::GemmEqPacked;
+    out->pack_eq = avx2::PackEqX86;
+    out->packed_eq_bytes = avx2::PackedEqBytesX86;
+    out->pack_layout = "rows8-x86";
     return true;
   }
   if (tier == "avx512vnni" && has_avx2 && f.avx512f && f.avx512vl && f.avx512bw && f.avx512vnni) {

@@ -22,8 +22,13 @@ struct KernelTable {
   // Dynamic activation quantization and the integer W4/W8 x A8 matrix kernel.
   QuantizeActFn quantize_act = nullptr;
   GemmEqFn gemm_eq = nullptr;
-  // The same product over weights repacked at load (kernels/packed.h): the fast path.
+  // The same product over weights repacked at load into this tier's layout (pack_eq,
+  // packed_eq_bytes; kernels/packed.h): the fast path. Row groups of pack_rows rows.
   GemmEqPackedFn gemm_eq_packed = nullptr;
+  PackEqFn pack_eq = nullptr;
+  PackedEqBytesFn packed_eq_bytes = nullptr;
+  int32_t pack_rows = kPackRows;
+  const char* pack_layout = "rows8";
 };
 
 // The table of one tier ("generic", "avx2", "avx512vnni"); nullptr when this CPU (or
@@ -40,6 +45,9 @@ void F16ToF32(const uint16_t* src, float* dst, int64_t n);
 void QuantizeAct(const float* x, int64_t x_stride, int64_t n_tok, int64_t n, QuantAct* a);
 void GemmEq(EqType type, const uint8_t* w, uint64_t row_bytes, int64_t r0, int64_t r1, int64_t cols,
             const QuantAct& a, int64_t n_tok, float* y, int64_t y_stride);
+// The generic rows8 layout (kernels/packed.h) as table entries.
+void PackEqRows8(EqType t, const uint8_t* w, uint64_t row_bytes, int64_t rows, int64_t cols, uint8_t* out);
+uint64_t PackedEqBytesRows8(EqType t, int64_t rows, int64_t cols);
 }  // namespace generic
 
 }  // namespace edgeq

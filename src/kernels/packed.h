@@ -28,13 +28,41 @@ namespace edgeq {
 
 constexpr int kPackRows = 8;
 
+// The "rows8" layouts differ only in how the per-group weight scales are stored:
+//   generic (above):  fp32 scales, no padding (the reference and the NEON tiers);
+//   x86 (AVX2 tier):  fp16 scales (as in the file: 4.125 instead of 4.25 bits per weight
+//                     for w4g128, 4.5 instead of 5 for w4g32), the scale region padded to
+//                     64 bytes so every 128-byte sub-block starts on a cache line.
+// w8c keeps its fp32 row scales in both (one per row: no bandwidth to win).
+struct Rows8Layout {
+  bool f16_scales = false;
+  int32_t scale_align = 1;  // bytes; the scale region of a group is padded to this
+};
+constexpr Rows8Layout kRows8Generic{false, 1};
+constexpr Rows8Layout kRows8X86{true, 64};
+
 // True when `t` has a packed layout (the integer-kernel formats).
 bool PackableEq(EqType t);
-// Bytes of one packed row group, and of the whole packed matrix.
-uint64_t PackedGroupBytes(EqType t, int64_t cols);
-uint64_t PackedEqBytes(EqType t, int64_t rows, int64_t cols);
+// Bytes of one packed row group, of its scale region (where the sub-blocks start), and
+// of the whole packed matrix.
+uint64_t PackedGroupBytes(const Rows8Layout& l, EqType t, int64_t cols);
+uint64_t PackedScaleBytes(const Rows8Layout& l, EqType t, int64_t cols);
+uint64_t PackedEqBytes(const Rows8Layout& l, EqType t, int64_t rows, int64_t cols);
 // Repacks a matrix stored row by row (row_bytes per row) into `out` (PackedEqBytes).
-void PackEq(EqType t, const uint8_t* w, uint64_t row_bytes, int64_t rows, int64_t cols, uint8_t* out);
+void PackEq(const Rows8Layout& l, EqType t, const uint8_t* w, uint64_t row_bytes, int64_t rows, int64_t cols,
+            uint8_t* out);
+// The generic layout.
+inline uint64_t PackedGroupBytes(EqType t, int64_t cols) { return PackedGroupBytes(kRows8Generic, t, cols); }
+inline uint64_t PackedEqBytes(EqType t, int64_t rows, int64_t cols) {
+  return PackedEqBytes(kRows8Generic, t, rows, cols);
+}
+inline void PackEq(EqType t, const uint8_t* w, uint64_t row_bytes, int64_t rows, int64_t cols, uint8_t* out) {
+  PackEq(kRows8Generic, t, w, row_bytes, rows, cols, out);
+}
+
+// Each tier's packing: the layout its gemm_eq_packed reads (KernelTable::pack_eq).
+using PackedEqBytesFn = uint64_t (*)(EqType t, int64_t rows, int64_t cols);
+using PackEqFn = void (*)(EqType t, const uint8_t* w, uint64_t row_bytes, int64_t rows, int64_t cols, uint8_t* out);
 
 // y[tok * y_stride + r] = W[r] . dequant(a[tok]) for the rows of row groups [g0, g1)
 // (rows >= `rows` are not written).

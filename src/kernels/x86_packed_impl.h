@@ -1,6 +1,9 @@
-// Shared body of the x86 packed-layout matrix kernels (kernels/packed.h), included by
-// x86_avx2/packed.cc and x86_avx512vnni/packed.cc. The includer defines EDGEQ_KNS and
-// EDGEQ_VNNI (1: vpdpbusd on 256-bit lanes; 0: maddubs + madd). Tiles are one row group
+// Body of the AVX-512 VNNI packed-layout matrix kernels over the generic rows8 layout
+// (kernels/packed.h, fp32 scales), included by x86_avx512vnni/packed.cc (and kept able to
+// build with maddubs + madd, EDGEQ_VNNI 0). The includer defines EDGEQ_KNS and
+// EDGEQ_VNNI (1: vpdpbusd on 256-bit lanes). The AVX2 tier has its own kernels and
+// layout (x86_avx2/packed.cc); this one is unchanged since it was validated on an
+// AVX-512 machine, which the current development machine is not. Tiles are one row group
 // (8 rows, one per 32-bit lane) x up to 4 tokens: a block's weights are unpacked once and
 // used for every token of the tile.
 #include <immintrin.h>

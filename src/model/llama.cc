@@ -236,9 +236,8 @@ void LlamaGraph::ForwardChunk(int32_t n, float* logits) {
     for (int32_t t = 0; t < n; ++t) RmsNorm(x_ + t * D, lw.attn_norm, xb_ + t * D, D, c.rms_eps);
     if (observer_) observer_->Observe(l, "attn_in", xb_, n, D);
     if (c.rotate_inputs) RotateRows(xb_, n, D);
-    MatMul(lw.wq, xb_, D, n, q_, q_dim, mm_, pool_);
-    MatMul(lw.wk, xb_, D, n, k_, kv_dim, mm_, pool_);
-    MatMul(lw.wv, xb_, D, n, v_, kv_dim, mm_, pool_);
+    const MatMulOut qkv[3] = {{&lw.wq, q_, q_dim}, {&lw.wk, k_, kv_dim}, {&lw.wv, v_, kv_dim}};
+    MatMulMulti(qkv, 3, xb_, D, n, mm_, pool_);
     for (int32_t t = 0; t < n; ++t) {
       const int32_t pos = batch_[t].pos;
       float* kc = KCache(l, batch_[t].seq);
@@ -270,8 +269,8 @@ void LlamaGraph::ForwardChunk(int32_t n, float* logits) {
     for (int32_t t = 0; t < n; ++t) RmsNorm(x_ + t * D, lw.ffn_norm, xb_ + t * D, D, c.rms_eps);
     if (observer_) observer_->Observe(l, "ffn_in", xb_, n, D);
     if (c.rotate_inputs) RotateRows(xb_, n, D);
-    MatMul(lw.w_gate, xb_, D, n, hb_, H, mm_, pool_);
-    MatMul(lw.w_up, xb_, D, n, hb2_, H, mm_, pool_);
+    const MatMulOut gate_up[2] = {{&lw.w_gate, hb_, H}, {&lw.w_up, hb2_, H}};
+    MatMulMulti(gate_up, 2, xb_, D, n, mm_, pool_);
     SwiGlu(hb_, hb2_, n * H);
     if (observer_) observer_->Observe(l, "ffn_mid", hb_, n, H);
     if (c.rotate_inputs) RotateRows(hb_, n, H);

@@ -7,6 +7,7 @@
 
 #include "format/gguf.h"
 #include "format/tensor_types.h"
+#include "kernels/kernels.h"
 #include "kernels/packed.h"
 
 namespace edgeq {
@@ -49,14 +50,15 @@ Status RepackForKernels(Model* m) {
   if (off != nullptr && off[0] != 0 && off[0] != '0') return Status::Ok();
   auto pack = [&](Tensor2D* t) -> Status {
     if (t->empty() || !IsEqType(t->type) || !PackableEq(static_cast<EqType>(t->type))) return Status::Ok();
-    const uint64_t bytes = PackedEqBytes(static_cast<EqType>(t->type), t->rows, t->cols);
+    const KernelTable& k = Kernels();
+    const uint64_t bytes = k.packed_eq_bytes(static_cast<EqType>(t->type), t->rows, t->cols);
     void* mem = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
     if (mem == nullptr) {
       return ResourceExhausted("cannot allocate " + std::to_string(bytes >> 20) + " MiB to repack the weights");
     }
     std::shared_ptr<const void> buf(mem, std::free);
-    PackEq(static_cast<EqType>(t->type), static_cast<const uint8_t*>(t->data), t->row_bytes, t->rows, t->cols,
-           static_cast<uint8_t*>(mem));
+    k.pack_eq(static_cast<EqType>(t->type), static_cast<const uint8_t*>(t->data), t->row_bytes, t->rows, t->cols,
+              static_cast<uint8_t*>(mem));
     t->packed = static_cast<const uint8_t*>(mem);
     m->keep_alive.push_back(std::move(buf));
     // The row layout stays mapped (convert, quantize and embeddings read it) but need not

@@ -51,36 +51,26 @@ void GetRowF32(const Tensor2D& t, int64_t r, float* out) {
   (void)DecodeRow(t.type, t.row(r), out, t.cols);
 }
 
-void MatMul(const Tensor2D& w, const float* x, int64_t x_stride, int64_t n_tok, float* y,
-            int64_t y_stride, const MatMulScratch& scratch_mem, ThreadPool& pool) {
+namespace {
+
+bool IntegerKernelType(const Tensor2D& w) {
+  const EqTypeTraits* eq = GetEqTypeTraits(static_cast<uint32_t>(w.type));
+  return eq != nullptr && eq->integer_kernel;
+}
+
+// Chunks of work per thread that the dynamic split aims for: enough that a slowed thread
+// leaves little tail, few enough that claiming them costs nothing.
+constexpr int64_t kChunksPerThread = 8;
+
+// The float path: each weight row dequantized once (to this thread's scratch row) and
+// dotted with every token.
+void MatMulFloat(const Tensor2D& w, const float* x, int64_t x_stride, int64_t n_tok, float* y, int64_t y_stride,
+                 const MatMulScratch& scratch_mem, ThreadPool& pool) {
   const KernelTable& k = Kernels();
   const int64_t cols = w.cols;
-  const EqTypeTraits* eq = GetEqTypeTraits(static_cast<uint32_t>(w.type));
-  if (eq != nullptr && eq->integer_kernel && scratch_mem.act != nullptr &&
-      QuantActBytes(n_tok, cols) <= scratch_mem.act_bytes) {
-    QuantAct a = MakeQuantAct(scratch_mem.act, n_tok, cols);
-    k.quantize_act(x, x_stride, n_tok, cols, &a);
-    if (scratch_mem.low_bits != nullptr) {
-      for (int64_t t = 0; t < n_tok; ++t) {
-        if (scratch_mem.low_bits[t]) QuantizeActRow4(x + t * x_stride, cols, &a, t);
-      }
-    }
-    if (w.packed != nullptr && k.gemm_eq_packed != nullptr) {
-      const int64_t groups = (w.rows + kPackRows - 1) / kPackRows;
-      pool.ParallelFor(groups, 2, [&](int, int64_t g0, int64_t g1) {
-        k.gemm_eq_packed(static_cast<EqType>(w.type), w.packed, w.rows, cols, g0, g1, a, n_tok, y, y_stride);
-      });
-      return;
-    }
-    const uint8_t* base = static_cast<const uint8_t*>(w.data);
-    pool.ParallelFor(w.rows, 16, [&](int, int64_t r0, int64_t r1) {
-      k.gemm_eq(static_cast<EqType>(w.type), base, w.row_bytes, r0, r1, cols, a, n_tok, y, y_stride);
-    });
-    return;
-  }
   float* scratch = scratch_mem.rows;
-  // Grain of 16 rows keeps chunks cache-line friendly for y and balances 2-8 threads.
-  pool.ParallelFor(w.rows, 16, [&](int tid, int64_t r0, int64_t r1) {
+  const int64_t chunk = std::max<int64_t>(4, w.rows / (pool.size() * kChunksPerThread));
+  pool.ParallelForDynamic(w.rows, chunk, [&](int tid, int64_t r0, int64_t r1) {
     float* buf = scratch + static_cast<int64_t>(tid) * cols;  // this thread's row
     for (int64_t r = r0; r < r1; ++r) {
       const float* wr;
@@ -94,6 +84,76 @@ void MatMul(const Tensor2D& w, const float* x, int64_t x_stride, int64_t n_tok, 
       for (int64_t t = 0; t < n_tok; ++t) y[t * y_stride + r] = k.dot_f32(wr, x + t * x_stride, cols);
     }
   });
+}
+
+}  // namespace
+
+void MatMulMulti(const MatMulOut* outs, int n_out, const float* x, int64_t x_stride, int64_t n_tok,
+                 const MatMulScratch& scratch_mem, ThreadPool& pool) {
+  if (n_out <= 0 || n_tok <= 0) return;
+  const KernelTable& k = Kernels();
+  const int64_t cols = outs[0].w->cols;
+  bool integer = scratch_mem.act != nullptr && QuantActBytes(n_tok, cols) <= scratch_mem.act_bytes;
+  for (int j = 0; j < n_out && integer; ++j) integer = IntegerKernelType(*outs[j].w) && outs[j].w->cols == cols;
+  if (!integer) {
+    for (int j = 0; j < n_out; ++j) {
+      const MatMulOut& o = outs[j];
+      if (IntegerKernelType(*o.w)) {
+        MatMulMulti(&o, 1, x, x_stride, n_tok, scratch_mem, pool);
+      } else {
+        MatMulFloat(*o.w, x, x_stride, n_tok, o.y, o.y_stride, scratch_mem, pool);
+      }
+    }
+    return;
+  }
+  // Integer formats: the activations are quantized once for every output.
+  QuantAct a = MakeQuantAct(scratch_mem.act, n_tok, cols);
+  k.quantize_act(x, x_stride, n_tok, cols, &a);
+  if (scratch_mem.low_bits != nullptr) {
+    for (int64_t t = 0; t < n_tok; ++t) {
+      if (scratch_mem.low_bits[t]) QuantizeActRow4(x + t * x_stride, cols, &a, t);
+    }
+  }
+  bool packed = k.gemm_eq_packed != nullptr;
+  for (int j = 0; j < n_out; ++j) packed = packed && outs[j].w->packed != nullptr;
+  // Work units are row groups of all outputs, concatenated: one parallel region for
+  // q/k/v or gate/up, claimed in chunks (ThreadPool::ParallelForDynamic).
+  const int64_t unit_rows = packed ? k.pack_rows : 8;
+  int64_t first[5] = {0, 0, 0, 0, 0};
+  int64_t total = 0;
+  int n_fused = 0;
+  for (int j0 = 0; j0 < n_out; j0 += n_fused) {
+    n_fused = std::min(n_out - j0, 4);
+    total = 0;
+    for (int j = 0; j < n_fused; ++j) {
+      first[j] = total;
+      total += (outs[j0 + j].w->rows + unit_rows - 1) / unit_rows;
+    }
+    first[n_fused] = total;
+    // Each unit does ~cols * n_tok multiply-adds per row; small tails cost little.
+    const int64_t chunk = std::max<int64_t>(1, total / (pool.size() * kChunksPerThread));
+    pool.ParallelForDynamic(total, chunk, [&](int, int64_t u0, int64_t u1) {
+      for (int j = 0; j < n_fused && u0 < u1; ++j) {
+        const int64_t b = std::max(u0, first[j]), e = std::min(u1, first[j + 1]);
+        if (b >= e) continue;
+        const MatMulOut& o = outs[j0 + j];
+        const EqType t = static_cast<EqType>(o.w->type);
+        if (packed) {
+          k.gemm_eq_packed(t, o.w->packed, o.w->rows, cols, b - first[j], e - first[j], a, n_tok, o.y, o.y_stride);
+        } else {
+          const int64_t r0 = (b - first[j]) * unit_rows, r1 = std::min(o.w->rows, (e - first[j]) * unit_rows);
+          k.gemm_eq(t, static_cast<const uint8_t*>(o.w->data), o.w->row_bytes, r0, r1, cols, a, n_tok, o.y,
+                    o.y_stride);
+        }
+      }
+    });
+  }
+}
+
+void MatMul(const Tensor2D& w, const float* x, int64_t x_stride, int64_t n_tok, float* y,
+            int64_t y_stride, const MatMulScratch& scratch_mem, ThreadPool& pool) {
+  const MatMulOut o{&w, y, y_stride};
+  MatMulMulti(&o, 1, x, x_stride, n_tok, scratch_mem, pool);
 }
 
 void ApplyRope(const RopeParams& rp, float* v, int32_t n_heads, int32_t pos) {

@@ -56,6 +56,19 @@ struct MatMulScratch {
 void MatMul(const Tensor2D& w, const float* x, int64_t x_stride, int64_t n_tok, float* y,
             int64_t y_stride, const MatMulScratch& scratch, ThreadPool& pool);
 
+// One output of MatMulMulti: y ([n_tok][y_stride]) = X w^T.
+struct MatMulOut {
+  const Tensor2D* w = nullptr;
+  float* y = nullptr;
+  int64_t y_stride = 0;
+};
+// Several matrices with the same input (q/k/v, gate/up): for integer formats the
+// activations are quantized once and the row groups of all outputs are shared out to
+// the threads in one parallel region (one synchronisation instead of one per matrix).
+// Same results as separate MatMul calls.
+void MatMulMulti(const MatMulOut* outs, int n_out, const float* x, int64_t x_stride, int64_t n_tok,
+                 const MatMulScratch& scratch, ThreadPool& pool);
+
 // Rotary embedding tables. inv_freq[i] for i < head_dim/2, already adjusted for
 // Llama-3 / linear scaling.
 struct RopeParams {

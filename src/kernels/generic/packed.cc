@@ -15,16 +15,27 @@ bool PackableEq(EqType t) {
   return tr != nullptr && tr->integer_kernel;
 }
 
-uint64_t PackedGroupBytes(EqType t, int64_t cols) {
+uint64_t PackedScaleBytes(const Rows8Layout& l, EqType t, int64_t cols) {
   const EqTypeTraits& tr = *GetEqTypeTraits(static_cast<uint32_t>(t));
-  const int64_t nb = (cols + kActBlock - 1) / kActBlock;
-  if (tr.group == 0) return 4 * kPackRows + static_cast<uint64_t>(nb) * 256;
-  const int64_t nwb = (cols + tr.group - 1) / tr.group;
-  return static_cast<uint64_t>(nwb) * kPackRows * 4 * (tr.asymmetric ? 2 : 1) + static_cast<uint64_t>(nb) * 128;
+  uint64_t raw;
+  if (tr.group == 0) {
+    raw = 4 * kPackRows;  // fp32 row scales in every layout
+  } else {
+    const int64_t nwb = (cols + tr.group - 1) / tr.group;
+    raw = static_cast<uint64_t>(nwb) * kPackRows * (l.f16_scales ? 2 : 4) * (tr.asymmetric ? 2 : 1);
+  }
+  const uint64_t a = static_cast<uint64_t>(l.scale_align);
+  return (raw + a - 1) / a * a;
 }
 
-uint64_t PackedEqBytes(EqType t, int64_t rows, int64_t cols) {
-  return static_cast<uint64_t>((rows + kPackRows - 1) / kPackRows) * PackedGroupBytes(t, cols);
+uint64_t PackedGroupBytes(const Rows8Layout& l, EqType t, int64_t cols) {
+  const EqTypeTraits& tr = *GetEqTypeTraits(static_cast<uint32_t>(t));
+  const int64_t nb = (cols + kActBlock - 1) / kActBlock;
+  return PackedScaleBytes(l, t, cols) + static_cast<uint64_t>(nb) * (tr.group == 0 ? 256 : 128);
+}
+
+uint64_t PackedEqBytes(const Rows8Layout& l, EqType t, int64_t rows, int64_t cols) {
+  return static_cast<uint64_t>((rows + kPackRows - 1) / kPackRows) * PackedGroupBytes(l, t, cols);
 }
 
 namespace {
@@ -40,18 +51,19 @@ namespace {
 
 // Packs row groups [g0, g1). Per row and 32-element sub-block the row's values are read
 // once into `vals` and scattered to their interleaved places.
-void PackGroups(EqType t, const uint8_t* w, uint64_t row_bytes, int64_t rows, int64_t cols, uint8_t* out,
-                int64_t g0, int64_t g1) {
+void PackGroups(Rows8Layout l, EqType t, const uint8_t* w, uint64_t row_bytes, int64_t rows, int64_t cols,
+                uint8_t* out, int64_t g0, int64_t g1) {
   const EqTypeTraits& tr = *GetEqTypeTraits(static_cast<uint32_t>(t));
   const int64_t nb = (cols + kActBlock - 1) / kActBlock;
-  const uint64_t gbytes = PackedGroupBytes(t, cols);
+  const uint64_t gbytes = PackedGroupBytes(l, t, cols);
+  const uint64_t sbytes = PackedScaleBytes(l, t, cols);
   std::memset(out + g0 * gbytes, 0, (g1 - g0) * gbytes);
   uint8_t vals[kActBlock];
   for (int64_t rg = g0; rg < g1; ++rg) {
     uint8_t* o = out + rg * gbytes;
     if (tr.group == 0) {
       float* scale = reinterpret_cast<float*>(o);
-      uint8_t* q = o + 4 * kPackRows;
+      uint8_t* q = o + sbytes;
       for (int i = 0; i < kPackRows && rg * kPackRows + i < rows; ++i) {
         const uint8_t* row = w + (rg * kPackRows + i) * row_bytes;
         std::memcpy(&scale[i], row, 4);
@@ -64,16 +76,23 @@ void PackGroups(EqType t, const uint8_t* w, uint64_t row_bytes, int64_t rows, in
     }
     const int g = tr.group, per = g / kActBlock;
     const int64_t nwb = (cols + g - 1) / g;
-    float* d = reinterpret_cast<float*>(o);
-    float* m = tr.asymmetric ? d + nwb * kPackRows : nullptr;
-    uint8_t* qs = o + nwb * kPackRows * 4 * (tr.asymmetric ? 2 : 1);
+    // Scales d[nwb][8] then (asymmetric) m[nwb][8], fp32 or fp16 copies of the file's.
+    auto put_scale = [&](int64_t idx, const uint8_t* h) {
+      if (l.f16_scales) {
+        if (h) std::memcpy(o + 2 * idx, h, 2);
+      } else {
+        const float v = h ? H16(h) : 0.0f;
+        std::memcpy(o + 4 * idx, &v, 4);
+      }
+    };
+    uint8_t* qs = o + sbytes;
     for (int i = 0; i < kPackRows; ++i) {
       const int64_t r = rg * kPackRows + i;
       const uint8_t* row = r < rows ? w + r * row_bytes : nullptr;
       for (int64_t wb = 0; wb < nwb; ++wb) {
         const uint8_t* blk = row ? row + wb * tr.block_bytes : nullptr;
-        d[wb * kPackRows + i] = blk ? H16(blk) : 0.0f;
-        if (m) m[wb * kPackRows + i] = blk ? H16(blk + 2) : 0.0f;
+        put_scale(wb * kPackRows + i, blk);
+        if (tr.asymmetric) put_scale((nwb + wb) * kPackRows + i, blk ? blk + 2 : nullptr);
         const uint8_t* rq = blk ? blk + (tr.asymmetric ? 4 : 2) : nullptr;
         for (int k = 0; k < per; ++k) {
           const int64_t ab = wb * per + k;
@@ -91,25 +110,33 @@ void PackGroups(EqType t, const uint8_t* w, uint64_t row_bytes, int64_t rows, in
 
 }  // namespace
 
-void PackEq(EqType t, const uint8_t* w, uint64_t row_bytes, int64_t rows, int64_t cols, uint8_t* out) {
+void PackEq(const Rows8Layout& l, EqType t, const uint8_t* w, uint64_t row_bytes, int64_t rows, int64_t cols,
+            uint8_t* out) {
   // Large matrices are split over a few threads (load time of big models).
   const int64_t n_groups = (rows + kPackRows - 1) / kPackRows;
   const int64_t n_threads =
       std::min<int64_t>({static_cast<int64_t>(std::max(1u, std::thread::hardware_concurrency())), 8,
                          std::max<int64_t>(1, n_groups * cols / (1 << 20))});
   if (n_threads <= 1) {
-    PackGroups(t, w, row_bytes, rows, cols, out, 0, n_groups);
+    PackGroups(l, t, w, row_bytes, rows, cols, out, 0, n_groups);
     return;
   }
   std::vector<std::thread> th;
   for (int64_t i = 0; i < n_threads; ++i) {
     const int64_t g0 = n_groups * i / n_threads, g1 = n_groups * (i + 1) / n_threads;
-    th.emplace_back(PackGroups, t, w, row_bytes, rows, cols, out, g0, g1);
+    th.emplace_back(PackGroups, l, t, w, row_bytes, rows, cols, out, g0, g1);
   }
   for (auto& x : th) x.join();
 }
 
 namespace generic {
+
+void PackEqRows8(EqType t, const uint8_t* w, uint64_t row_bytes, int64_t rows, int64_t cols, uint8_t* out) {
+  PackEq(kRows8Generic, t, w, row_bytes, rows, cols, out);
+}
+uint64_t PackedEqBytesRows8(EqType t, int64_t rows, int64_t cols) {
+  return PackedEqBytes(kRows8Generic, t, rows, cols);
+}
 
 void GemmEqPacked(EqType t, const uint8_t* packed, int64_t rows, int64_t cols, int64_t g0, int64_t g1,
                   const QuantAct& a, int64_t n_tok, float* y, int64_t y_stride) {

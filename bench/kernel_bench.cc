@@ -1,0 +1,123 @@
+// google-benchmark micro-benchmarks of the matrix kernels, per tier. Reported as
+// bytes/s of weights read (bytes_per_second) and integer GOPS (2 ops per multiply-add,
+// counter "GOPS"). Decode (n_tok = 1) runs over a rotating set of matrices totalling
+// ~256 MiB so that every read comes from DRAM, as in a large model's decode; prefill
+// tiles (n_tok > 1) over one matrix, which is compute-bound.
+//
+//   build/bench/edgeq_kernel_bench --benchmark_filter=w4g128 --benchmark_repetitions=5
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "format/eq_types.h"
+#include "kernels/kernels.h"
+#include "kernels/packed.h"
+
+namespace edgeq {
+namespace {
+
+struct Matrices {
+  EqType type;
+  int64_t rows, cols;
+  std::vector<std::vector<uint8_t>> packed;  // one or more copies (DRAM streaming)
+  uint64_t bytes = 0;                        // of one copy
+};
+
+Matrices Make(const KernelTable& kt, EqType type, int64_t rows, int64_t cols, uint64_t total_bytes) {
+  Matrices m{type, rows, cols, {}, 0};
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const uint64_t rb = *EqRowBytes(type, cols);
+  std::vector<float> w(cols);
+  std::vector<uint8_t> rowq(rb * rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (auto& v : w) v = nd(rng);
+    (void)QuantizeRowEq(type, w.data(), rowq.data() + r * rb, cols, nullptr);
+  }
+  m.bytes = kt.packed_eq_bytes(type, rows, cols);
+  const uint64_t copies = std::max<uint64_t>(1, total_bytes / m.bytes);
+  for (uint64_t i = 0; i < copies; ++i) {
+    m.packed.emplace_back(m.bytes);
+    kt.pack_eq(type, rowq.data(), rb, rows, cols, m.packed.back().data());
+  }
+  return m;
+}
+
+void BM_Gemm(benchmark::State& state, const char* tier, EqType type, int64_t rows, int64_t cols, int64_t n_tok) {
+  const KernelTable* kt = KernelsForTier(tier);
+  if (kt == nullptr) {
+    state.SkipWithError("tier not available on this CPU");
+    return;
+  }
+  const uint64_t total = n_tok == 1 ? (256ull << 20) : 0;
+  static std::string last_key;
+  Matrices m = Make(*kt, type, rows, cols, total);
+  std::mt19937 rng(9);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> x(n_tok * cols);
+  for (auto& v : x) v = nd(rng);
+  std::vector<uint8_t> amem(QuantActBytes(n_tok, cols));
+  QuantAct a = MakeQuantAct(amem.data(), n_tok, cols);
+  kt->quantize_act(x.data(), cols, n_tok, cols, &a);
+  std::vector<float> y(n_tok * rows);
+  const int64_t groups = (rows + kt->pack_rows - 1) / kt->pack_rows;
+  size_t i = 0;
+  for (auto _ : state) {
+    kt->gemm_eq_packed(type, m.packed[i].data(), rows, cols, 0, groups, a, n_tok, y.data(), rows);
+    benchmark::DoNotOptimize(y.data());
+    i = (i + 1) % m.packed.size();
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * m.bytes));
+  state.counters["GOPS"] = benchmark::Counter(2.0 * rows * cols * n_tok * state.iterations(),
+                                              benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+}
+
+void BM_QuantizeAct(benchmark::State& state, const char* tier, int64_t n_tok, int64_t cols) {
+  const KernelTable* kt = KernelsForTier(tier);
+  if (kt == nullptr) {
+    state.SkipWithError("tier not available on this CPU");
+    return;
+  }
+  std::vector<float> x(n_tok * cols, 0.5f);
+  for (int64_t i = 0; i < n_tok * cols; ++i) x[i] = static_cast<float>((i * 37) % 101) - 50.0f;
+  std::vector<uint8_t> amem(QuantActBytes(n_tok, cols));
+  QuantAct a = MakeQuantAct(amem.data(), n_tok, cols);
+  for (auto _ : state) {
+    kt->quantize_act(x.data(), cols, n_tok, cols, &a);
+    benchmark::DoNotOptimize(a.q);
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * n_tok * cols * sizeof(float)));
+}
+
+int Register() {
+  struct T {
+    const char* name;
+    EqType type;
+  };
+  const T types[] = {{"w4g128", EqType::kW4G128}, {"w4g32", EqType::kW4G32}, {"w8c", EqType::kW8C}};
+  for (const char* tier : {"generic", "avx2", "avx512vnni"}) {
+    if (KernelsForTier(tier) == nullptr) continue;
+    for (const T& t : types) {
+      // tinyllama-1.1b's FFN up/gate shape (5632 x 2048): decode from DRAM, prefill tiles.
+      for (int64_t n_tok : {1, 4, 16, 64}) {
+        if (std::string(tier) == "generic" && n_tok > 4) continue;
+        const std::string name = std::string("gemm/") + tier + "/" + t.name + "/5632x2048/tok" + std::to_string(n_tok);
+        benchmark::RegisterBenchmark(name.c_str(), BM_Gemm, tier, t.type, 5632, 2048, n_tok)->Unit(benchmark::kMicrosecond);
+      }
+    }
+    for (int64_t n_tok : {1, 64}) {
+      const std::string name = std::string("quantize_act/") + tier + "/2048/tok" + std::to_string(n_tok);
+      benchmark::RegisterBenchmark(name.c_str(), BM_QuantizeAct, tier, n_tok, 2048)->Unit(benchmark::kMicrosecond);
+    }
+  }
+  return 0;
+}
+const int kRegistered = Register();
+
+}  // namespace
+}  // namespace edgeq
+
+BENCHMARK_MAIN();
