@@ -3,6 +3,7 @@
 // reference on odd sizes.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -106,6 +107,7 @@ TEST(EqKernels, ActivationQuantizationMatchesReferenceOnEveryTier) {
       for (int64_t i = 0; i < 3 * a.nb; ++i) {
         ASSERT_EQ(a.d[i], b.d[i]) << k->isa;
         ASSERT_EQ(a.s[i], b.s[i]) << k->isa;
+        ASSERT_EQ(b.c[i], b.d[i] * static_cast<float>(b.s[i])) << k->isa << ": c must be d * s";
       }
     }
   }
@@ -203,6 +205,45 @@ TEST(Kernels, F16ConversionAndF32DotMatchGenericOnEveryTier) {
       k->f16_to_f32(h.data(), b.data(), n);
       for (int64_t i = 0; i < n; ++i) ASSERT_EQ(a[i], b[i]) << k->isa << " n=" << n;
       EXPECT_NEAR(k->dot_f32(x.data(), y.data(), n), dref, 1e-5 * n) << k->isa;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace edgeq
+
+namespace edgeq {
+namespace {
+
+// The vectorised exp behind SwiGLU and softmax: within 4 ulp-ish (2e-7 relative) of libm
+// on every tier, over the range the model sees (including large |x| that must clamp, not
+// overflow to inf or produce NaN).
+TEST(Kernels, SwiGluAndExpSumMatchLibmOnEveryTier) {
+  for (int64_t n : {1, 7, 8, 9, 31, 33, 172, 1023}) {
+    auto g = Gaussian(n, n + 3), u = Gaussian(n, n + 4);
+    for (int64_t i = 0; i < n; i += 5) g[i] *= 30.0f;  // some large gates: exp(-g) near its limits
+    std::vector<float> want(n);
+    for (int64_t i = 0; i < n; ++i) want[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+    auto x = Gaussian(n, n + 5);
+    for (auto& v : x) v *= 10.0f;
+    const float mx = *std::max_element(x.begin(), x.end());
+    double want_sum = 0;
+    // The argument is rounded to float (x - mx) in every implementation: compare with exp of that.
+    for (int64_t i = 0; i < n; ++i) want_sum += std::exp(static_cast<double>(x[i] - mx));
+    for (const KernelTable* k : Tiers()) {
+      ASSERT_NE(k->swiglu_f32, nullptr) << k->isa;
+      std::vector<float> out = g;
+      k->swiglu_f32(out.data(), u.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        ASSERT_NEAR(out[i], want[i], 2e-6f * std::fabs(want[i]) + 1e-30f) << k->isa << " n=" << n << " g=" << g[i];
+      }
+      std::vector<float> e = x;
+      const float sum = k->exp_sum_f32(e.data(), n, mx);
+      EXPECT_NEAR(sum, want_sum, 1e-6 * want_sum) << k->isa;
+      for (int64_t i = 0; i < n; ++i) {
+        const double w = std::exp(static_cast<double>(x[i] - mx));
+        ASSERT_NEAR(e[i], w, 2e-6 * w + 1e-37) << k->isa << " x=" << x[i];
+      }
     }
   }
 }

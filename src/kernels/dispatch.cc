@@ -15,6 +15,8 @@ namespace avx2 {
 float DotF32(const float* a, const float* b, int64_t n);
 void AxpyF32(float a, const float* x, float* y, int64_t n);
 void F16ToF32(const uint16_t* src, float* dst, int64_t n);
+void SwiGluF32(float* gate, const float* up, int64_t n);
+float ExpSumF32(float* x, int64_t n, float sub);
 void QuantizeAct(const float* x, int64_t x_stride, int64_t n_tok, int64_t n, QuantAct* a);
 void GemmEq(EqType type, const uint8_t* w, uint64_t row_bytes, int64_t r0, int64_t r1, int64_t cols,
             const QuantAct& a, int64_t n_tok, float* y, int64_t y_stride);
@@ -40,6 +42,8 @@ KernelTable Generic() {
   t.dot_f32 = generic::DotF32;
   t.axpy_f32 = generic::AxpyF32;
   t.f16_to_f32 = generic::F16ToF32;
+  t.swiglu_f32 = generic::SwiGluF32;
+  t.exp_sum_f32 = generic::ExpSumF32;
   t.quantize_act = generic::QuantizeAct;
   t.gemm_eq = generic::GemmEq;
   t.gemm_eq_packed = generic::GemmEqPacked;
@@ -62,6 +66,8 @@ bool MakeTier(const std::string& tier, KernelTable* out) {
     out->dot_f32 = avx2::DotF32;
     out->axpy_f32 = avx2::AxpyF32;
     out->f16_to_f32 = avx2::F16ToF32;
+    out->swiglu_f32 = avx2::SwiGluF32;
+    out->exp_sum_f32 = avx2::ExpSumF32;
     out->quantize_act = avx2::QuantizeAct;
     out->gemm_eq = avx2::GemmEq;
     out->gemm_eq_packed = avx2::GemmEqPacked;
@@ -75,6 +81,8 @@ bool MakeTier(const std::string& tier, KernelTable* out) {
     out->dot_f32 = avx2::DotF32;
     out->axpy_f32 = avx2::AxpyF32;
     out->f16_to_f32 = avx2::F16ToF32;
+    out->swiglu_f32 = avx2::SwiGluF32;
+    out->exp_sum_f32 = avx2::ExpSumF32;
     out->quantize_act = avx2::QuantizeAct;
     out->gemm_eq = avx512vnni::GemmEq;
     out->gemm_eq_packed = avx512vnni::GemmEqPacked;

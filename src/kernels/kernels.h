@@ -19,6 +19,10 @@ struct KernelTable {
   void (*axpy_f32)(float a, const float* x, float* y, int64_t n) = nullptr;
   // fp16 -> fp32 conversion of n values (F16 weights).
   void (*f16_to_f32)(const uint16_t* src, float* dst, int64_t n) = nullptr;
+  // gate[i] = silu(gate[i]) * up[i]
+  void (*swiglu_f32)(float* gate, const float* up, int64_t n) = nullptr;
+  // x[i] = exp(x[i] - sub); returns the sum (softmax).
+  float (*exp_sum_f32)(float* x, int64_t n, float sub) = nullptr;
   // Dynamic activation quantization and the integer W4/W8 x A8 matrix kernel.
   QuantizeActFn quantize_act = nullptr;
   GemmEqFn gemm_eq = nullptr;
@@ -42,6 +46,8 @@ namespace generic {
 float DotF32(const float* a, const float* b, int64_t n);
 void AxpyF32(float a, const float* x, float* y, int64_t n);
 void F16ToF32(const uint16_t* src, float* dst, int64_t n);
+void SwiGluF32(float* gate, const float* up, int64_t n);
+float ExpSumF32(float* x, int64_t n, float sub);
 void QuantizeAct(const float* x, int64_t x_stride, int64_t n_tok, int64_t n, QuantAct* a);
 void GemmEq(EqType type, const uint8_t* w, uint64_t row_bytes, int64_t r0, int64_t r1, int64_t cols,
             const QuantAct& a, int64_t n_tok, float* y, int64_t y_stride);

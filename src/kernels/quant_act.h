@@ -4,7 +4,8 @@
 // A quantized activation row of n values is stored as nb = ceil(n/32) blocks of 32:
 // int8 q[nb*32] (zero-padded), float d[nb] (scale = max|x| / 127 of the block) and
 // int32 s[nb] (sum of the block's q, for asymmetric weights and the unsigned-weight
-// trick of the SIMD kernels). Per-32 scales cost nothing in the kernels: every weight
+// trick of the SIMD kernels) and float c[nb] = d * s (the same correction already in
+// float, so a kernel applies it with one fma). Every quantize_act fills all four. Per-32 scales cost nothing in the kernels: every weight
 // block already ends with a float multiply, and they keep one outlier from coarsening
 // the whole token's quantization.
 #pragma once
@@ -21,16 +22,18 @@ struct QuantAct {
   int8_t* q = nullptr;   // [n_tok][nb*32]
   float* d = nullptr;    // [n_tok][nb]
   int32_t* s = nullptr;  // [n_tok][nb]
+  float* c = nullptr;    // [n_tok][nb] d * s
   int64_t nb = 0;        // blocks per row
   const int8_t* qrow(int64_t t) const { return q + t * nb * kActBlock; }
   const float* drow(int64_t t) const { return d + t * nb; }
   const int32_t* srow(int64_t t) const { return s + t * nb; }
+  const float* crow(int64_t t) const { return c + t * nb; }
 };
 
 // Bytes of scratch a QuantAct for n_tok rows of n values needs.
 inline uint64_t QuantActBytes(int64_t n_tok, int64_t n) {
   const int64_t nb = (n + kActBlock - 1) / kActBlock;
-  return static_cast<uint64_t>(n_tok) * nb * (kActBlock + 8) + 64;
+  return static_cast<uint64_t>(n_tok) * nb * (kActBlock + 12) + 64;
 }
 // Lays out a QuantAct in `mem` (QuantActBytes bytes).
 QuantAct MakeQuantAct(void* mem, int64_t n_tok, int64_t n);

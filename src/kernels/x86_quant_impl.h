@@ -62,6 +62,7 @@ void QuantizeAct(const float* x, int64_t x_stride, int64_t n_tok, int64_t n, Qua
         }
         a->d[t * a->nb + b] = d;
         a->s[t * a->nb + b] = sum;
+        a->c[t * a->nb + b] = d * static_cast<float>(sum);
         continue;
       }
       __m256 v0 = _mm256_loadu_ps(row + lo), v1 = _mm256_loadu_ps(row + lo + 8);
@@ -88,6 +89,7 @@ void QuantizeAct(const float* x, int64_t x_stride, int64_t n_tok, int64_t n, Qua
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + lo), p);
       a->d[t * a->nb + b] = d;
       a->s[t * a->nb + b] = _mm_cvtsi128_si32(s4);
+      a->c[t * a->nb + b] = d * static_cast<float>(a->s[t * a->nb + b]);
     }
   }
 }

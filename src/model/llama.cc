@@ -178,8 +178,9 @@ void LlamaGraph::Attention(int32_t layer, int32_t n) {
   const int32_t group = c.n_heads / c.n_kv_heads;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const KernelTable& k = Kernels();
-  // One work item per (token, head).
-  pool_.ParallelFor(static_cast<int64_t>(n) * c.n_heads, 1, [&](int tid, int64_t b, int64_t e) {
+  // One work item per (token, head), claimed dynamically: causal attention gives later
+  // tokens more work, so a static split would leave one thread with most of it.
+  pool_.ParallelForDynamic(static_cast<int64_t>(n) * c.n_heads, 1, [&](int tid, int64_t b, int64_t e) {
     float* att = att_ + static_cast<int64_t>(tid) * n_ctx_;
     for (int64_t item = b; item < e; ++item) {
       const int32_t t = static_cast<int32_t>(item / c.n_heads);
@@ -221,6 +222,19 @@ void LlamaGraph::UpdateLowBits(int32_t layer, int32_t n) {
   mm_.low_bits = low_bits_.data();
 }
 
+// Runs fn(t) for every token of the chunk: on the pool when there are enough tokens to
+// pay for a synchronisation (prefill), inline for decode.
+template <typename F>
+void LlamaGraph::ForTokens(int32_t n, F&& fn) {
+  if (n < 4 || pool_.size() == 1) {
+    for (int32_t t = 0; t < n; ++t) fn(t);
+    return;
+  }
+  pool_.ParallelForDynamic(n, 1, [&](int, int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) fn(static_cast<int32_t>(t));
+  });
+}
+
 void LlamaGraph::ForwardChunk(int32_t n, float* logits) {
   const ModelConfig& c = model_.config;
   const ModelWeights& w = model_.weights;
@@ -233,7 +247,7 @@ void LlamaGraph::ForwardChunk(int32_t n, float* logits) {
 
   for (int32_t l = 0; l < c.n_layers; ++l) {
     const LayerWeights& lw = w.layers[l];
-    for (int32_t t = 0; t < n; ++t) RmsNorm(x_ + t * D, lw.attn_norm, xb_ + t * D, D, c.rms_eps);
+    ForTokens(n, [&](int32_t t) { RmsNorm(x_ + t * D, lw.attn_norm, xb_ + t * D, D, c.rms_eps); });
     if (observer_) observer_->Observe(l, "attn_in", xb_, n, D);
     if (c.rotate_inputs) RotateRows(xb_, n, D);
     const MatMulOut qkv[3] = {{&lw.wq, q_, q_dim}, {&lw.wk, k_, kv_dim}, {&lw.wv, v_, kv_dim}};
@@ -264,18 +278,23 @@ void LlamaGraph::ForwardChunk(int32_t n, float* logits) {
     if (observer_) observer_->Observe(l, "attn_out", attn_out_, n, q_dim);
     if (c.rotate_inputs) RotateRows(attn_out_, n, q_dim);
     MatMul(lw.wo, attn_out_, q_dim, n, xb_, D, mm_, pool_);
-    for (int64_t i = 0; i < n * D; ++i) x_[i] += xb_[i];
-
-    for (int32_t t = 0; t < n; ++t) RmsNorm(x_ + t * D, lw.ffn_norm, xb_ + t * D, D, c.rms_eps);
+    ForTokens(n, [&](int32_t t) {  // residual, then the FFN's norm, in one pass per token
+      float* xt = x_ + t * D;
+      float* bt = xb_ + t * D;
+      for (int64_t i = 0; i < D; ++i) xt[i] += bt[i];
+      RmsNorm(xt, lw.ffn_norm, bt, D, c.rms_eps);
+    });
     if (observer_) observer_->Observe(l, "ffn_in", xb_, n, D);
     if (c.rotate_inputs) RotateRows(xb_, n, D);
     const MatMulOut gate_up[2] = {{&lw.w_gate, hb_, H}, {&lw.w_up, hb2_, H}};
     MatMulMulti(gate_up, 2, xb_, D, n, mm_, pool_);
-    SwiGlu(hb_, hb2_, n * H);
+    ForTokens(n, [&](int32_t t) { SwiGlu(hb_ + t * H, hb2_ + t * H, H); });
     if (observer_) observer_->Observe(l, "ffn_mid", hb_, n, H);
     if (c.rotate_inputs) RotateRows(hb_, n, H);
     MatMul(lw.w_down, hb_, H, n, xb_, D, mm_, pool_);
-    for (int64_t i = 0; i < n * D; ++i) x_[i] += xb_[i];
+    ForTokens(n, [&](int32_t t) {
+      for (int64_t i = t * D; i < (t + 1) * D; ++i) x_[i] += xb_[i];
+    });
   }
 
   mm_.low_bits = nullptr;  // the classifier always sees 8-bit activations

@@ -77,6 +77,8 @@ class LlamaGraph {
   float* KCache(int32_t layer, int32_t seq);
   float* VCache(int32_t layer, int32_t seq);
   void UpdateLowBits(int32_t layer, int32_t n);
+  template <typename F>
+  void ForTokens(int32_t n, F&& fn);
 
   const Model& model_;
   ThreadPool& pool_;

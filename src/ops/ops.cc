@@ -22,21 +22,12 @@ void RmsNorm(const float* x, const float* w, float* out, int64_t n, float eps) {
 void Softmax(float* x, int64_t n) {
   float mx = x[0];
   for (int64_t i = 1; i < n; ++i) mx = std::max(mx, x[i]);
-  float sum = 0.0f;
-  for (int64_t i = 0; i < n; ++i) {
-    x[i] = std::exp(x[i] - mx);
-    sum += x[i];
-  }
+  const float sum = Kernels().exp_sum_f32(x, n, mx);
   const float inv = 1.0f / sum;
   for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
-void SwiGlu(float* gate, const float* up, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float g = gate[i];
-    gate[i] = g / (1.0f + std::exp(-g)) * up[i];
-  }
-}
+void SwiGlu(float* gate, const float* up, int64_t n) { Kernels().swiglu_f32(gate, up, n); }
 
 void GetRowF32(const Tensor2D& t, int64_t r, float* out) {
   if (t.type == GgmlType::kF32) {

@@ -1,3 +1,5 @@
+#include <cmath>
+
 #include "core/fp16.h"
 #include "kernels/kernels.h"
 
@@ -22,6 +24,22 @@ void F16ToF32(const uint16_t* src, float* dst, int64_t n) {
 
 void AxpyF32(float a, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+void SwiGluF32(float* gate, const float* up, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    gate[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
+}
+
+float ExpSumF32(float* x, int64_t n, float sub) {
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - sub);
+    sum += x[i];
+  }
+  return sum;
 }
 
 }  // namespace edgeq::generic

@@ -18,6 +18,8 @@ QuantAct MakeQuantAct(void* mem, int64_t n_tok, int64_t n) {
   a.d = reinterpret_cast<float*>(p);
   p += n_tok * a.nb * 4;
   a.s = reinterpret_cast<int32_t*>(p);
+  p += n_tok * a.nb * 4;
+  a.c = reinterpret_cast<float*>(p);
   return a;
 }
 
@@ -37,6 +39,7 @@ void QuantizeActRow4(const float* row, int64_t n, QuantAct* a, int64_t t) {
     }
     a->d[t * a->nb + b] = d;
     a->s[t * a->nb + b] = sum;
+    a->c[t * a->nb + b] = d * static_cast<float>(sum);
   }
 }
 
@@ -60,6 +63,7 @@ void QuantizeAct(const float* x, int64_t x_stride, int64_t n_tok, int64_t n, Qua
       }
       a->d[t * a->nb + b] = d;
       a->s[t * a->nb + b] = sum;
+      a->c[t * a->nb + b] = d * static_cast<float>(sum);
     }
   }
 }

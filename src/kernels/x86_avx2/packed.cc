@@ -49,9 +49,9 @@ inline void Store8(float* y, __m256 v, int valid) {
 
 // w4, symmetric (value (nibble - 8) * d) or asymmetric (nibble * d + m), group g.
 // Per 32-wide sub-block and token: isum = sum nibble * q (int16 pair sums of at most
-// 8 * 2 * 15 * 127 = 30480, widened once), then
-//   sym:  acc += d_w * d_a * (isum - 8 * sum q)
-//   asym: acc += d_a * (d_w * isum + m * sum q).
+// 8 * 2 * 15 * 127 = 30480, widened once), then with c = d_a * sum q (QuantAct::c)
+//   sym:  acc += d_w * d_a * isum - 8 * d_w * c
+//   asym: acc += d_w * d_a * isum + m * c.
 template <int NT, bool kAsym>
 void TileW4(const uint8_t* o, const uint8_t* qs, int64_t nwb, int per, int64_t nb, const QuantAct& a, int64_t t0,
             float* y, int64_t y_stride, int valid) {
@@ -61,15 +61,16 @@ void TileW4(const uint8_t* o, const uint8_t* qs, int64_t nwb, int per, int64_t n
   const int64_t qstride = nb * kActBlock;
   const int8_t* q0 = a.q + t0 * qstride;
   const float* ad0 = a.d + t0 * nb;
-  const int32_t* as0 = a.s + t0 * nb;
+  const float* ac0 = a.c + t0 * nb;
   __m256 acc[NT];
 #pragma GCC unroll 8
   for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
   int64_t ab = 0;
   for (int64_t wb = 0; wb < nwb; ++wb) {
     const __m256 wd = _mm256_cvtph_ps(_mm_loadu_si128(d16 + wb));
-    __m256 wm = _mm256_setzero_ps();
+    __m256 wm = _mm256_setzero_ps(), wd8 = _mm256_setzero_ps();
     if (kAsym) wm = _mm256_cvtph_ps(_mm_loadu_si128(d16 + nwb + wb));
+    else wd8 = _mm256_mul_ps(wd, _mm256_set1_ps(8.0f));
     const int64_t ab_end = std::min<int64_t>(nb, ab + per);
     for (; ab < ab_end; ++ab) {
       const uint8_t* blk = qs + ab * 128;
@@ -93,15 +94,11 @@ void TileW4(const uint8_t* o, const uint8_t* qs, int64_t nwb, int per, int64_t n
       }
 #pragma GCC unroll 8
       for (int t = 0; t < NT; ++t) {
-        __m256i isum = _mm256_madd_epi16(p[t], ones);
-        const float da = ad0[t * nb + ab];
-        if (kAsym) {
-          acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(wd, _mm256_set1_ps(da)), acc[t]);
-          acc[t] = _mm256_fmadd_ps(wm, _mm256_set1_ps(da * static_cast<float>(as0[t * nb + ab])), acc[t]);
-        } else {
-          isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(8 * as0[t * nb + ab]));
-          acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(wd, _mm256_set1_ps(da)), acc[t]);
-        }
+        const __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(p[t], ones));
+        const __m256 c = _mm256_broadcast_ss(ac0 + t * nb + ab);  // d_a * sum q
+        acc[t] = _mm256_fmadd_ps(f, _mm256_mul_ps(wd, _mm256_broadcast_ss(ad0 + t * nb + ab)), acc[t]);
+        // sym: - 8 d_w d_a sum q; asym: + m d_a sum q.
+        acc[t] = kAsym ? _mm256_fmadd_ps(wm, c, acc[t]) : _mm256_fnmadd_ps(wd8, c, acc[t]);
       }
     }
   }
