@@ -1,17 +1,19 @@
 // google-benchmark micro-benchmarks of the matrix kernels, per tier. Reported as
 // bytes/s of weights read (bytes_per_second) and integer GOPS (2 ops per multiply-add,
-// counter "GOPS"). Decode (n_tok = 1) runs over a rotating set of matrices totalling
+// counter "GOPS"), in wall-clock time; /t1 and /t2 are 1 and 2 threads. Decode (n_tok = 1) runs over a rotating set of matrices totalling
 // ~256 MiB so that every read comes from DRAM, as in a large model's decode; prefill
 // tiles (n_tok > 1) over one matrix, which is compute-bound.
 //
 //   build/bench/edgeq_kernel_bench --benchmark_filter=w4g128 --benchmark_repetitions=5
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "core/thread_pool.h"
 #include "format/eq_types.h"
 #include "kernels/kernels.h"
 #include "kernels/packed.h"
@@ -46,14 +48,16 @@ Matrices Make(const KernelTable& kt, EqType type, int64_t rows, int64_t cols, ui
   return m;
 }
 
-void BM_Gemm(benchmark::State& state, const char* tier, EqType type, int64_t rows, int64_t cols, int64_t n_tok) {
+void BM_Gemm(benchmark::State& state, const char* tier, EqType type, int64_t rows, int64_t cols, int64_t n_tok,
+             int threads) {
   const KernelTable* kt = KernelsForTier(tier);
   if (kt == nullptr) {
     state.SkipWithError("tier not available on this CPU");
     return;
   }
-  const uint64_t total = n_tok == 1 ? (256ull << 20) : 0;
-  static std::string last_key;
+  // Decode of a big matrix streams from DRAM; small matrices stay cache-resident as in a
+  // small model's decode.
+  const uint64_t total = n_tok == 1 && rows * cols > (1 << 22) ? (256ull << 20) : 0;
   Matrices m = Make(*kt, type, rows, cols, total);
   std::mt19937 rng(9);
   std::normal_distribution<float> nd(0.0f, 1.0f);
@@ -65,8 +69,13 @@ void BM_Gemm(benchmark::State& state, const char* tier, EqType type, int64_t row
   std::vector<float> y(n_tok * rows);
   const int64_t groups = (rows + kt->pack_rows - 1) / kt->pack_rows;
   size_t i = 0;
+  ThreadPool pool(threads);  // as ops/MatMul splits row groups: dynamic chunks
+  const int64_t chunk = std::max<int64_t>(1, groups / (threads * 8));
   for (auto _ : state) {
-    kt->gemm_eq_packed(type, m.packed[i].data(), rows, cols, 0, groups, a, n_tok, y.data(), rows);
+    const uint8_t* w = m.packed[i].data();
+    pool.ParallelForDynamic(groups, chunk, [&](int, int64_t g0, int64_t g1) {
+      kt->gemm_eq_packed(type, w, rows, cols, g0, g1, a, n_tok, y.data(), rows);
+    });
     benchmark::DoNotOptimize(y.data());
     i = (i + 1) % m.packed.size();
   }
@@ -101,11 +110,22 @@ int Register() {
   for (const char* tier : {"generic", "avx2", "avx512vnni"}) {
     if (KernelsForTier(tier) == nullptr) continue;
     for (const T& t : types) {
-      // tinyllama-1.1b's FFN up/gate shape (5632 x 2048): decode from DRAM, prefill tiles.
-      for (int64_t n_tok : {1, 4, 16, 64}) {
-        if (std::string(tier) == "generic" && n_tok > 4) continue;
-        const std::string name = std::string("gemm/") + tier + "/" + t.name + "/5632x2048/tok" + std::to_string(n_tok);
-        benchmark::RegisterBenchmark(name.c_str(), BM_Gemm, tier, t.type, 5632, 2048, n_tok)->Unit(benchmark::kMicrosecond);
+      // tinyllama-1.1b's FFN up/gate shape (5632 x 2048): decode from DRAM, prefill tiles;
+      // stories15m's FFN shapes (768 x 288, 288 x 768): cache-resident, overhead-bound.
+      const int64_t shapes[][2] = {{5632, 2048}, {768, 288}, {288, 768}};
+      for (const auto& sh : shapes) {
+        for (int64_t n_tok : {1, 4, 16, 64, 128}) {
+          if (std::string(tier) == "generic" && n_tok > 4) continue;
+          if (sh[0] != 5632 && n_tok != 1 && n_tok != 128) continue;
+          for (int threads : {1, 2}) {
+            const std::string name = std::string("gemm/") + tier + "/" + t.name + "/" + std::to_string(sh[0]) + "x" +
+                                     std::to_string(sh[1]) + "/tok" + std::to_string(n_tok) + "/t" +
+                                     std::to_string(threads);
+            benchmark::RegisterBenchmark(name.c_str(), BM_Gemm, tier, t.type, sh[0], sh[1], n_tok, threads)
+                ->Unit(benchmark::kMicrosecond)
+                ->UseRealTime();
+          }
+        }
       }
     }
     for (int64_t n_tok : {1, 64}) {

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "core/large_alloc.h"
 #include "format/gguf.h"
 #include "format/tensor_types.h"
 #include "kernels/kernels.h"
@@ -52,11 +53,11 @@ Status RepackForKernels(Model* m) {
     if (t->empty() || !IsEqType(t->type) || !PackableEq(static_cast<EqType>(t->type))) return Status::Ok();
     const KernelTable& k = Kernels();
     const uint64_t bytes = k.packed_eq_bytes(static_cast<EqType>(t->type), t->rows, t->cols);
-    void* mem = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
-    if (mem == nullptr) {
+    std::shared_ptr<void> buf = AllocateLarge(bytes);  // huge pages: decode streams through it
+    if (buf == nullptr) {
       return ResourceExhausted("cannot allocate " + std::to_string(bytes >> 20) + " MiB to repack the weights");
     }
-    std::shared_ptr<const void> buf(mem, std::free);
+    void* mem = buf.get();
     k.pack_eq(static_cast<EqType>(t->type), static_cast<const uint8_t*>(t->data), t->row_bytes, t->rows, t->cols,
               static_cast<uint8_t*>(mem));
     t->packed = static_cast<const uint8_t*>(mem);
