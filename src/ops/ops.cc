@@ -99,7 +99,18 @@ void MatMulMulti(const MatMulOut* outs, int n_out, const float* x, int64_t x_str
   }
   // Integer formats: the activations are quantized once for every output.
   QuantAct a = MakeQuantAct(scratch_mem.act, n_tok, cols);
-  k.quantize_act(x, x_stride, n_tok, cols, &a);
+  if (n_tok >= 16 && pool.size() > 1) {  // prefill: the rows are independent
+    pool.ParallelForDynamic(n_tok, 4, [&](int, int64_t t0, int64_t t1) {
+      QuantAct part = a;  // the same arrays, offset to token t0
+      part.q += t0 * a.nb * kActBlock;
+      part.d += t0 * a.nb;
+      part.s += t0 * a.nb;
+      part.c += t0 * a.nb;
+      k.quantize_act(x + t0 * x_stride, x_stride, t1 - t0, cols, &part);
+    });
+  } else {
+    k.quantize_act(x, x_stride, n_tok, cols, &a);
+  }
   if (scratch_mem.low_bits != nullptr) {
     for (int64_t t = 0; t < n_tok; ++t) {
       if (scratch_mem.low_bits[t]) QuantizeActRow4(x + t * x_stride, cols, &a, t);
@@ -121,8 +132,12 @@ void MatMulMulti(const MatMulOut* outs, int n_out, const float* x, int64_t x_str
       total += (outs[j0 + j].w->rows + unit_rows - 1) / unit_rows;
     }
     first[n_fused] = total;
-    // Each unit does ~cols * n_tok multiply-adds per row; small tails cost little.
-    const int64_t chunk = std::max<int64_t>(1, total / (pool.size() * kChunksPerThread));
+    // At least kChunksPerThread chunks per thread, and no chunk of more than ~2M
+    // multiply-adds (~30 us): with a prefill batch one row group is already a lot of work,
+    // and the last chunk handed out is what the other threads wait for.
+    const int64_t unit_work = unit_rows * cols * n_tok;
+    const int64_t chunk = std::clamp<int64_t>(total / (pool.size() * kChunksPerThread), 1,
+                                              std::max<int64_t>(1, (int64_t{2} << 20) / unit_work));
     pool.ParallelForDynamic(total, chunk, [&](int, int64_t u0, int64_t u1) {
       for (int j = 0; j < n_fused && u0 < u1; ++j) {
         const int64_t b = std::max(u0, first[j]), e = std::min(u1, first[j + 1]);
