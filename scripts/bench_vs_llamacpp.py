@@ -38,7 +38,7 @@ def main():
                     help="NAME:LLAMA_GGUF:EDGEQ_GGUF (repeatable)")
     ap.add_argument("-p", default="128")
     ap.add_argument("-n", default="64")
-    ap.add_argument("-t", default="2")
+    ap.add_argument("-t", default="2", help="threads, or a list like 1,2")
     ap.add_argument("-r", default="2", help="repetitions inside each engine's run")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--json", help="write all samples and summaries here")
@@ -51,8 +51,8 @@ def main():
         for rnd in range(a.rounds):
             lj = run_json([a.llama_bench, "-m", lgguf, "-p", a.p, "-n", a.n, "-t", a.t, "-r", a.r, "-o", "json"])
             ej = run_json([a.edgeq, "bench", "-m", egguf, "-p", a.p, "-n", a.n, "-t", a.t, "-r", a.r, "--json"])
-            lts = {test_name(o): o["avg_ts"] for o in lj}
-            ets = {o["test"]: o["avg_ts"] for o in ej}
+            lts = {(test_name(o), o["n_threads"]): o["avg_ts"] for o in lj}
+            ets = {(o["test"], o["n_threads"]): o["avg_ts"] for o in ej}
             for t in lts:
                 if t not in ets:
                     continue
@@ -61,13 +61,13 @@ def main():
                 s["edgeq"].append(ets[t])
                 s["ratio"].append(ets[t] / lts[t])
             print(f"{name} round {rnd + 1}/{a.rounds}: " +
-                  ", ".join(f"{t} {samples[t]['edgeq'][-1]:.1f} vs {samples[t]['llama.cpp'][-1]:.1f}" for t in samples),
-                  file=sys.stderr)
+                  ", ".join(f"{t[0]}/t{t[1]} {samples[t]['edgeq'][-1]:.1f} vs {samples[t]['llama.cpp'][-1]:.1f}"
+                            for t in samples), file=sys.stderr)
         lsize = os.path.getsize(lgguf)
         esize = os.path.getsize(egguf)
-        for t, s in samples.items():
+        for (t, threads), s in samples.items():
             results.append({
-                "model": name, "test": t, "threads": int(a.t), "rounds": a.rounds,
+                "model": name, "test": t, "threads": threads, "rounds": a.rounds,
                 "llama_cpp_gguf": os.path.basename(lgguf), "edgeq_gguf": os.path.basename(egguf),
                 "llama_cpp_file_bytes": lsize, "edgeq_file_bytes": esize,
                 "llama_cpp_ts_median": statistics.median(s["llama.cpp"]),
@@ -76,10 +76,10 @@ def main():
                 "ratio_min": min(s["ratio"]), "ratio_max": max(s["ratio"]),
                 "samples": s,
             })
-    print("| model | test | llama.cpp t/s | edgeq t/s | edgeq / llama.cpp (median of rounds, min-max) |")
-    print("|---|---|---|---|---|")
+    print("| model | test | threads | llama.cpp t/s | edgeq t/s | edgeq / llama.cpp (median of rounds, min-max) |")
+    print("|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['model']} | {r['test']} | {r['llama_cpp_ts_median']:.2f} | {r['edgeq_ts_median']:.2f} | "
+        print(f"| {r['model']} | {r['test']} | {r['threads']} | {r['llama_cpp_ts_median']:.2f} | {r['edgeq_ts_median']:.2f} | "
               f"{r['ratio_median']:.2f}x ({r['ratio_min']:.2f}-{r['ratio_max']:.2f}) |")
     if a.json:
         with open(a.json, "w") as f:
