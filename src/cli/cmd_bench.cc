@@ -172,11 +172,17 @@ int Run(BenchFlags& f) {
       j["peak_rss_bytes"] = PeakRssBytes();
       if (t.n_gen > 0) {
         const double gbps = st.mean * weight_bytes / 1e9;
+        j["weight_bytes_per_token"] = weight_bytes;
         j["decode_weight_gbps"] = gbps;
         if (membw > 0) {
           j["membw_gbps"] = membw;
           j["membw_fraction"] = gbps / membw;
         }
+        // The table stays llama-bench's; the bandwidth view goes to stderr.
+        std::fprintf(stderr, "edgeq: %s, %d threads: %.1f MB of weights per token, %.1f GB/s", t.name.c_str(),
+                     threads, weight_bytes / 1e6, gbps);
+        if (membw > 0) std::fprintf(stderr, " = %.0f%% of the measured %.1f GB/s", 100.0 * gbps / membw, membw);
+        std::fprintf(stderr, "\n");
       }
       out.push_back(j);
       if (!f.json) {

@@ -22,7 +22,11 @@ float* Model::Own(std::vector<float> v) {
 }
 
 uint64_t Model::WeightBytes() const {
-  auto bytes = [](const Tensor2D& t) { return t.empty() ? 0 : t.row_bytes * t.rows; };
+  // What decode reads: the packed copy when the kernels use one, else the stored rows.
+  auto bytes = [](const Tensor2D& t) -> uint64_t {
+    if (t.empty()) return 0;
+    return t.packed != nullptr ? t.packed_bytes : t.row_bytes * t.rows;
+  };
   uint64_t total = 0;
   for (const auto& l : weights.layers) {
     total += bytes(l.wq) + bytes(l.wk) + bytes(l.wv) + bytes(l.wo);
@@ -61,6 +65,7 @@ Status RepackForKernels(Model* m) {
     k.pack_eq(static_cast<EqType>(t->type), static_cast<const uint8_t*>(t->data), t->row_bytes, t->rows, t->cols,
               static_cast<uint8_t*>(mem));
     t->packed = static_cast<const uint8_t*>(mem);
+    t->packed_bytes = bytes;
     m->keep_alive.push_back(std::move(buf));
     // The row layout stays mapped (convert, quantize and embeddings read it) but need not
     // stay resident: the kernels read the packed copy. Not for the token embedding's rows.

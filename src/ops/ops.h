@@ -21,6 +21,7 @@ struct Tensor2D {
   uint64_t row_bytes = 0;
   // The same weights repacked for the integer kernels (kernels/packed.h), or nullptr.
   const uint8_t* packed = nullptr;
+  uint64_t packed_bytes = 0;  // its size: what a product with this matrix reads
   const uint8_t* row(int64_t r) const { return static_cast<const uint8_t*>(data) + r * row_bytes; }
   bool empty() const { return data == nullptr; }
 };
