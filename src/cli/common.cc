@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "core/thread_pool.h"
+
 namespace edgeq::cli {
 
 void AddModelFlags(CLI::App* app, ModelFlags* f, bool with_runtime) {
@@ -19,6 +21,9 @@ void AddModelFlags(CLI::App* app, ModelFlags* f, bool with_runtime) {
     app->add_option("-c,--ctx-size", f->ctx, "context size in tokens (default: the model's)")->check(CLI::Range(0, 1 << 24));
   }
   app->add_flag("-v,--verbose", f->verbose, "print details to stderr");
+  app->add_flag_callback(
+      "--cpu-affinity", [] { ThreadPool::SetPinThreads(true); },
+      "pin each compute thread to its own CPU (of those this process may use)");
 }
 
 static bool FileExists(const std::string& p) {

@@ -11,7 +11,46 @@
 #define EDGEQ_PAUSE() ((void)0)
 #endif
 
+#if defined(__linux__)
+#include <pthread.h>
+#include <sched.h>
+#endif
+
 namespace edgeq {
+
+namespace {
+std::atomic<bool> g_pin_threads{false};
+
+// The CPUs this process may run on, in order (read before any thread is pinned: a new
+// thread inherits the affinity of the one that creates it).
+std::vector<int> AllowedCpus() {
+  std::vector<int> cpus;
+#if defined(__linux__)
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return cpus;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (CPU_ISSET(cpu, &allowed)) cpus.push_back(cpu);
+  }
+#endif
+  return cpus;
+}
+
+void PinCurrentThread(const std::vector<int>& cpus, int index) {
+#if defined(__linux__)
+  if (cpus.empty()) return;
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(cpus[index % cpus.size()], &one);
+  (void)pthread_setaffinity_np(pthread_self(), sizeof one, &one);  // best effort
+#else
+  (void)cpus;
+  (void)index;
+#endif
+}
+}  // namespace
+
+void ThreadPool::SetPinThreads(bool on) { g_pin_threads.store(on); }
 
 // Workers spin briefly on the generation counter before sleeping on the condition
 // variable: decode runs hundreds of small ops per token, and a futex wake per op
@@ -19,7 +58,15 @@ namespace edgeq {
 static constexpr int kSpinIterations = 20000;
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
-  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { WorkerLoop(i); });
+  const bool pin = g_pin_threads.load() && n_threads_ > 1;
+  const std::vector<int> cpus = pin ? AllowedCpus() : std::vector<int>{};
+  for (int i = 1; i < n_threads_; ++i) {
+    workers_.emplace_back([this, i, pin, cpus] {
+      if (pin) PinCurrentThread(cpus, i);
+      WorkerLoop(i);
+    });
+  }
+  if (pin) PinCurrentThread(cpus, 0);
 }
 
 ThreadPool::~ThreadPool() {

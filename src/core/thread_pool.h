@@ -24,6 +24,11 @@ class ThreadPool {
 
   int size() const { return n_threads_; }
 
+  // Process-wide policy (the CLI's --cpu-affinity): pools created afterwards pin thread i
+  // (the creating thread is 0) to the i-th CPU this process may run on, so the scheduler
+  // does not move them between cores mid-token. Off by default.
+  static void SetPinThreads(bool on);
+
   // Runs fn(thread_index, n_threads) on every thread (the caller is index 0) and
   // waits for all. `fn` must not throw. Not reentrant. Takes any callable by reference
   // (no std::function: decode runs this per op and must not allocate).
