@@ -39,7 +39,6 @@ uint64_t PackedEqBytes(const Rows8Layout& l, EqType t, int64_t rows, int64_t col
 }
 
 namespace {
-inline int RowNibble(const uint8_t* qs, int g, int e) { return e < g / 2 ? (qs[e] & 0x0F) : (qs[e - g / 2] >> 4); }
 inline float H16(const uint8_t* p) {
   uint16_t h;
   std::memcpy(&h, p, 2);
@@ -94,13 +93,26 @@ void PackGroups(Rows8Layout l, EqType t, const uint8_t* w, uint64_t row_bytes, i
         put_scale(wb * kPackRows + i, blk);
         if (tr.asymmetric) put_scale((nwb + wb) * kPackRows + i, blk ? blk + 2 : nullptr);
         const uint8_t* rq = blk ? blk + (tr.asymmetric ? 4 : 2) : nullptr;
+        const int half = g / 2;
         for (int k = 0; k < per; ++k) {
           const int64_t ab = wb * per + k;
           if (ab >= nb) break;
-          for (int e = 0; e < kActBlock; ++e) vals[e] = rq ? RowNibble(rq, g, k * kActBlock + e) : (tr.asymmetric ? 0 : 8);
+          if (rq != nullptr) {
+            for (int e = 0; e < kActBlock; ++e) {  // element k*32+e of the block (docs/formats.md)
+              const int idx = k * kActBlock + e;
+              vals[e] = static_cast<uint8_t>(idx < half ? rq[idx] & 0x0F : rq[idx - half] >> 4);
+            }
+          } else {
+            std::memset(vals, tr.asymmetric ? 0 : 8, sizeof vals);  // padding rows: value 0
+          }
+          // P_m = V_m | V_{m+4} << 4, 4 bytes of row i at byte 4i of each 32-byte vector.
           uint8_t* p = qs + ab * 128 + 4 * i;
-          for (int j = 0; j < 4; ++j) {
-            for (int e = 0; e < 4; ++e) p[j * 32 + e] = static_cast<uint8_t>(vals[4 * j + e] | vals[4 * (j + 4) + e] << 4);
+          for (int m = 0; m < 4; ++m) {
+            uint32_t lo, hi;
+            std::memcpy(&lo, vals + 4 * m, 4);
+            std::memcpy(&hi, vals + 4 * (m + 4), 4);
+            const uint32_t word = lo | hi << 4;  // every byte < 16: no carries between bytes
+            std::memcpy(p + m * 32, &word, 4);
           }
         }
       }
