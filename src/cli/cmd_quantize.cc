@@ -18,6 +18,9 @@ struct QuantFlags {
   float alpha = 0.5f;
   int32_t calib_chunks = 16;
   bool quiet = false;
+  bool gptq = false;
+  bool act_order = false;
+  double damp = 0.01;
 };
 
 int Run(QuantFlags& f) {
@@ -38,6 +41,9 @@ int Run(QuantFlags& f) {
   o.outlier = f.outliers;
   o.smooth_alpha = f.alpha;
   o.calib_chunks = f.calib_chunks;
+  o.gptq = f.gptq || f.act_order;
+  o.gptq_act_order = f.act_order;
+  o.gptq_damp = f.damp;
   o.n_threads = f.model.threads > 0 ? f.model.threads : 2;
   if (!f.calib.empty()) {
     auto text = ReadFileToString(f.calib);
@@ -57,11 +63,18 @@ int Run(QuantFlags& f) {
   if (!f.quiet) std::fprintf(stderr, "\n");
   if (!r.ok()) return Fail(r.status());
   std::printf("%s", r->plan.c_str());
-  std::printf("%-28s %-12s %6s %10s %12s\n", "tensor", "format", "bits", "rel.err", "sensitivity");
+  std::printf("%-28s %-12s %6s %10s %12s", "tensor", "format", "bits", "rel.err", "sensitivity");
+  if (o.gptq) std::printf(" %10s %10s", "H-loss RTN", "H-loss GPTQ");
+  std::printf("\n");
   for (const auto& t : r->tensors) {
     char sens[32] = "-";
     if (t.sensitivity >= 0) std::snprintf(sens, sizeof sens, "%.6f", t.sensitivity);
-    std::printf("%-28s %-12s %6.3f %10.5f %12s\n", t.name.c_str(), t.format.c_str(), t.bits_per_weight, t.rel_rmse, sens);
+    std::printf("%-28s %-12s %6.3f %10.5f %12s", t.name.c_str(), t.format.c_str(), t.bits_per_weight, t.rel_rmse, sens);
+    if (o.gptq) {
+      if (t.hessian_loss >= 0) std::printf(" %10.6f %10.6f", t.hessian_loss_rtn, t.hessian_loss);
+      else std::printf(" %10s %10s", "-", "-");
+    }
+    std::printf("\n");
   }
   std::printf("scheme %s, outliers %s: %.3f bits per weight (matrices, counting scales), file %llu bytes -> %s\n",
               f.scheme.c_str(), f.outliers.c_str(), r->bpw, static_cast<unsigned long long>(r->file_bytes), f.out.c_str());
@@ -83,6 +96,9 @@ Command RegisterQuantize(CLI::App& root) {
   app->add_option("--calib", f->calib, "calibration text file (disjoint from evaluation text)");
   app->add_option("--calib-chunks", f->calib_chunks, "calibration chunks of the model's context (max 256 tokens)");
   app->add_option("--smooth-alpha", f->alpha, "SmoothQuant migration strength")->check(CLI::Range(0.0, 1.0));
+  app->add_flag("--gptq", f->gptq, "GPTQ error compensation from calibration Hessians (needs --calib)");
+  app->add_flag("--act-order", f->act_order, "GPTQ with columns in decreasing Hessian-diagonal order (implies --gptq)");
+  app->add_option("--gptq-damp", f->damp, "GPTQ damping, fraction of the mean Hessian diagonal")->check(CLI::Range(1e-6, 1.0));
   app->add_flag("-q,--quiet", f->quiet, "no progress bar");
   return {app, [f] { return Run(*f); }};
 }

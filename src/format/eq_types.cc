@@ -190,6 +190,50 @@ Status QuantizeRowEq(EqType t, const float* src, void* dst, int64_t n, const flo
   return Status::Ok();
 }
 
+float SetRowElementEq(EqType t, void* row, int64_t index, float x) {
+  const EqTypeTraits* tr = GetEqTypeTraits(static_cast<uint32_t>(t));
+  uint8_t* r = static_cast<uint8_t*>(row);
+  if (tr->group == 0) {  // w8c
+    float s;
+    std::memcpy(&s, r, 4);
+    const int q = s > 0 ? std::clamp(static_cast<int>(std::lround(x * (1.0f / s))), -127, 127) : 0;
+    r[4 + index] = static_cast<uint8_t>(static_cast<int8_t>(q));
+    return q * s;
+  }
+  const int g = tr->group;
+  uint8_t* blk = r + (index / g) * tr->block_bytes;
+  const int j = static_cast<int>(index % g);
+  uint16_t dh, mh = 0;
+  std::memcpy(&dh, blk, 2);
+  if (tr->asymmetric) std::memcpy(&mh, blk + 2, 2);
+  const float d = Fp16ToFp32(dh), m = Fp16ToFp32(mh);
+  int code;
+  float value;
+  if (t == EqType::kFp4G32) {
+    code = 0;
+    float be = 1e30f;
+    for (int c = 0; c < 16; ++c) {
+      const float e = std::fabs(x - kFp4Values[c] * d);
+      if (e < be) {
+        be = e;
+        code = c;
+      }
+    }
+    value = kFp4Values[code] * d;
+  } else if (tr->asymmetric) {
+    code = d > 0 ? std::clamp(static_cast<int>(std::lround((x - m) * (1.0f / d))), 0, 15) : 0;
+    value = code * d + m;
+  } else {
+    const int q = d != 0 ? std::clamp(static_cast<int>(std::lround(x * (1.0f / d))), -8, 7) : 0;
+    code = q + 8;
+    value = q * d;
+  }
+  uint8_t* qs = blk + (tr->asymmetric ? 4 : 2);
+  if (j < g / 2) qs[j] = static_cast<uint8_t>((qs[j] & 0xF0) | code);
+  else qs[j - g / 2] = static_cast<uint8_t>((qs[j - g / 2] & 0x0F) | (code << 4));
+  return value;
+}
+
 Status DequantizeRowEq(EqType t, const void* src, float* dst, int64_t n) {
   const EqTypeTraits* tr = GetEqTypeTraits(static_cast<uint32_t>(t));
   if (tr == nullptr) return InvalidArgument("not an edgeq type");

@@ -35,6 +35,12 @@ Result<uint64_t> EqRowBytes(EqType t, int64_t n);
 Status QuantizeRowEq(EqType t, const float* src, void* dst, int64_t n, const float* importance);
 Status DequantizeRowEq(EqType t, const void* src, float* dst, int64_t n);
 
+// Re-rounds element `index` of an already quantized row `row` (encoded by QuantizeRowEq,
+// whose block scales, and minimums for asymmetric types, are kept) to the value `x`:
+// writes the nearest code under that element's block scale and returns the value it
+// decodes to. GPTQ uses this: scales first, then codes one column at a time.
+float SetRowElementEq(EqType t, void* row, int64_t index, float x);
+
 // ---- block layouts ----
 // w4 symmetric block of G elements: fp16 scale d, then G/2 bytes. Element j < G/2 is
 // the low nibble of byte j, element j + G/2 the high nibble; value = (nibble - 8) * d.

@@ -34,7 +34,56 @@ class StatsObserver : public ActivationObserver {
   ActivationStats* s_;
 };
 
+class HessianObserver : public ActivationObserver {
+ public:
+  HessianObserver(HessianStats* s, ThreadPool* pool) : s_(s), pool_(pool) {}
+  void Observe(int32_t layer, const char* name, const float* x, int32_t n_tok, int64_t dim) override {
+    if (layer < 0) return;  // the output head's input: not quantized with GPTQ
+    InputHessian& ih = (*s_)[{layer, name}];
+    if (ih.h.empty()) {
+      ih.h.assign(static_cast<size_t>(dim * dim), 0.0);
+      ih.dim = dim;
+    }
+    double* h = ih.h.data();
+    // Rows of H are independent: split them over the pool.
+    pool_->ParallelFor(dim, 16, [&](int, int64_t i0, int64_t i1) {
+      for (int32_t t = 0; t < n_tok; ++t) {
+        const float* r = x + t * dim;
+        for (int64_t i = i0; i < i1; ++i) {
+          const double xi = r[i];
+          if (xi == 0) continue;
+          double* hi = h + i * dim;
+          for (int64_t j = i; j < dim; ++j) hi[j] += xi * r[j];
+        }
+      }
+    });
+    ih.count += n_tok;
+  }
+
+ private:
+  HessianStats* s_;
+  ThreadPool* pool_;
+};
+
 }  // namespace
+
+Result<HessianStats> CollectInputHessians(const Model& model, const std::vector<int32_t>& tokens, int32_t n_ctx,
+                                          int32_t chunks, int32_t n_threads) {
+  if (chunks <= 0 || static_cast<int64_t>(tokens.size()) < static_cast<int64_t>(chunks) * n_ctx) {
+    return InvalidArgument("calibration text is shorter than one chunk of " + std::to_string(n_ctx) + " tokens");
+  }
+  ThreadPool pool(n_threads > 0 ? n_threads : 2);
+  ThreadPool obs_pool(n_threads > 0 ? n_threads : 2);
+  ASSIGN_OR_RETURN(auto graph, LlamaGraph::Create(model, n_ctx, 64, &pool));
+  HessianStats stats;
+  HessianObserver obs(&stats, &obs_pool);
+  graph->set_observer(&obs);
+  std::vector<float> logits(model.config.vocab_size);
+  for (int32_t c = 0; c < chunks; ++c) {
+    RETURN_IF_ERROR(graph->Forward(tokens.data() + static_cast<int64_t>(c) * n_ctx, n_ctx, 0, false, logits.data()));
+  }
+  return stats;
+}
 
 Result<ActivationStats> CollectActivationStats(const Model& model, const Tokenizer& tok, const std::string& text,
                                                int32_t n_ctx, int32_t max_chunks, int32_t n_threads) {

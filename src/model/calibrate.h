@@ -25,4 +25,16 @@ using ActivationStats = std::map<std::pair<int32_t, std::string>, ChannelStats>;
 Result<ActivationStats> CollectActivationStats(const Model& model, const Tokenizer& tok, const std::string& text,
                                                int32_t n_ctx, int32_t max_chunks, int32_t n_threads);
 
+// Sum over calibration tokens of x x^T for the input of every matrix group (same keys as
+// ActivationStats), upper triangle of a row-major [dim][dim] matrix: GPTQ's Hessian.
+struct InputHessian {
+  std::vector<double> h;
+  int64_t dim = 0, count = 0;
+};
+using HessianStats = std::map<std::pair<int32_t, std::string>, InputHessian>;
+
+// Evaluates the first `chunks` chunks of `n_ctx` tokens of `tokens` (BOS already in place).
+Result<HessianStats> CollectInputHessians(const Model& model, const std::vector<int32_t>& tokens, int32_t n_ctx,
+                                          int32_t chunks, int32_t n_threads);
+
 }  // namespace edgeq

@@ -9,6 +9,7 @@
 #include "format/tensor_types.h"
 #include "model/calibrate.h"
 #include "model/convert.h"
+#include "model/gptq.h"
 #include "model/llama.h"
 #include "model/transforms.h"
 
@@ -227,10 +228,13 @@ Result<QuantizeReport> QuantizeModel(const Model& model, const Tokenizer& tok, c
   if (opts.outlier != "none" && opts.outlier != "smooth" && opts.outlier != "rotate") {
     return InvalidArgument("unknown outlier method '" + opts.outlier + "' (none, smooth, rotate)");
   }
-  const bool needs_calib = opts.outlier == "smooth" || scheme.mixed_bpw > 0;
+  const bool needs_calib = opts.outlier == "smooth" || scheme.mixed_bpw > 0 || opts.gptq;
   if (needs_calib && opts.calib_text.empty()) {
-    return InvalidArgument("scheme '" + opts.scheme + "' with outlier method '" + opts.outlier +
-                           "' needs calibration text (--calib FILE)");
+    return InvalidArgument("scheme '" + opts.scheme + "' with outlier method '" + opts.outlier + "'" +
+                           (opts.gptq ? " and GPTQ" : "") + " needs calibration text (--calib FILE)");
+  }
+  if (opts.gptq && !(opts.gptq_damp > 0 && opts.gptq_damp <= 1)) {
+    return InvalidArgument("GPTQ damping must be in (0, 1], got " + std::to_string(opts.gptq_damp));
   }
   auto say = [&](int done, int total, const std::string& what) {
     if (opts.progress) opts.progress(done, total, what);
@@ -314,6 +318,30 @@ Result<QuantizeReport> QuantizeModel(const Model& model, const Tokenizer& tok, c
                    scheme.matrix_format + " base, sensitive matrices upgraded to w8c\n";
   }
 
+  // GPTQ: Hessians of every matrix input, from the transformed fp32 model on the
+  // calibration text (the inputs the quantized matrices will see, before their own error).
+  HessianStats hessians;
+  if (opts.gptq) {
+    say(0, static_cast<int>(mats.size()), "GPTQ: calibration Hessians");
+    auto view = ModelView(d);
+    ASSIGN_OR_RETURN(hessians, CollectInputHessians(*view, calib_tokens, calib_ctx, calib_chunks, opts.n_threads));
+    report.plan += "GPTQ: Hessians from " + std::to_string(calib_chunks) + " calibration chunks of " +
+                   std::to_string(calib_ctx) + " tokens, damping " + std::to_string(opts.gptq_damp) +
+                   (opts.gptq_act_order ? ", act-order (static groups)" : ", natural order") + "\n";
+  }
+  auto hessian_for = [&](const std::string& nm) -> const InputHessian* {
+    if (!opts.gptq || nm.rfind("blk.", 0) != 0) return nullptr;
+    const int32_t layer = static_cast<int32_t>(std::stol(nm.substr(4)));
+    const std::string kind = nm.substr(nm.find('.', 4) + 1);
+    const char* key = kind == "attn_output.weight" ? "attn_out"
+                    : kind == "ffn_down.weight"     ? "ffn_mid"
+                    : kind.rfind("ffn_", 0) == 0    ? "ffn_in"
+                                                    : "attn_in";
+    auto it = hessians.find({layer, key});
+    return it == hessians.end() ? nullptr : &it->second;
+  };
+  ThreadPool gptq_pool(opts.gptq ? std::max(1, opts.n_threads) : 1);
+
   // Quantize everything into a new Model that owns its bytes, then write it.
   auto out = ModelView(d);
   std::vector<std::unique_ptr<Encoded>> keep;
@@ -321,6 +349,28 @@ Result<QuantizeReport> QuantizeModel(const Model& model, const Tokenizer& tok, c
   for (size_t i = 0; i < mats.size(); ++i) {
     say(static_cast<int>(i + 1), static_cast<int>(mats.size()), "quantize " + mats[i].name);
     ASSIGN_OR_RETURN(Encoded e, Encode(*mats[i].m, chosen[i]));
+    double h_loss = -1, h_loss_rtn = -1;
+    if (const InputHessian* ih = hessian_for(mats[i].name)) {
+      if (ih->dim != mats[i].m->cols) return Internal("GPTQ: Hessian of " + mats[i].name + " has the wrong size");
+      ASSIGN_OR_RETURN(h_loss_rtn, HessianLoss(mats[i].m->w.data(), mats[i].m->rows, mats[i].m->cols, ih->h, chosen[i],
+                                               e.bytes.data()));
+      GptqOptions go;
+      go.damp = opts.gptq_damp;
+      go.act_order = opts.gptq_act_order;
+      ASSIGN_OR_RETURN(h_loss, GptqQuantize(mats[i].m->w.data(), mats[i].m->rows, mats[i].m->cols, ih->h, chosen[i], go,
+                                            e.bytes.data(), &gptq_pool));
+      std::vector<float> back(mats[i].m->cols);
+      double err = 0, norm = 0;
+      for (int64_t r = 0; r < mats[i].m->rows; ++r) {
+        RETURN_IF_ERROR(DecodeRow(chosen[i], e.bytes.data() + r * e.view.row_bytes, back.data(), mats[i].m->cols));
+        const float* src = mats[i].m->row(r);
+        for (int64_t j = 0; j < mats[i].m->cols; ++j) {
+          err += (back[j] - src[j]) * static_cast<double>(back[j] - src[j]);
+          norm += static_cast<double>(src[j]) * src[j];
+        }
+      }
+      e.rel_rmse = norm > 0 ? std::sqrt(err / norm) : 0;
+    }
     auto holder = std::make_unique<Encoded>(std::move(e));
     holder->view.data = holder->bytes.data();
     TensorReport tr;
@@ -329,6 +379,8 @@ Result<QuantizeReport> QuantizeModel(const Model& model, const Tokenizer& tok, c
     tr.bits_per_weight = 8.0 * holder->view.row_bytes / mats[i].m->cols;
     tr.rel_rmse = holder->rel_rmse;
     tr.sensitivity = sens[i];
+    tr.hessian_loss = h_loss;
+    tr.hessian_loss_rtn = h_loss_rtn;
     report.tensors.push_back(tr);
     const double n = static_cast<double>(mats[i].m->rows) * mats[i].m->cols;
     weights += n;
@@ -355,7 +407,8 @@ Result<QuantizeReport> QuantizeModel(const Model& model, const Tokenizer& tok, c
   report.bpw = bits / weights;
   ConvertOptions co;
   co.keep_types = true;
-  co.extra_string_metadata = {{"edgeq.quantization.scheme", opts.scheme}, {"edgeq.quantization.outliers", opts.outlier}};
+  co.extra_string_metadata = {{"edgeq.quantization.scheme", opts.scheme}, {"edgeq.quantization.outliers", opts.outlier},
+                              {"edgeq.quantization.gptq", opts.gptq ? (opts.gptq_act_order ? "act-order" : "yes") : "no"}};
   RETURN_IF_ERROR(WriteModelGguf(*out, out_path, co));
   struct stat st {};
   if (stat(out_path.c_str(), &st) == 0) report.file_bytes = static_cast<uint64_t>(st.st_size);

@@ -19,6 +19,9 @@ struct QuantizeOptions {
   std::string calib_text;             // calibration text (needed by smooth and mixed)
   int32_t calib_ctx = 0;              // 0: min(model context, 256)
   int32_t calib_chunks = 16;
+  bool gptq = false;                  // GPTQ error compensation for layer matrices (needs calib_text)
+  double gptq_damp = 0.01;            // fraction of mean(diag H) added to the diagonal
+  bool gptq_act_order = false;        // columns by decreasing H_ii, static group scales
   int32_t n_threads = 2;
   bool quiet = false;
   std::function<void(int, int, const std::string&)> progress;  // (done, total, what)
@@ -30,6 +33,8 @@ struct TensorReport {
   double bits_per_weight = 0;  // counting scales
   double rel_rmse = 0;         // ||W - Q(W)|| / ||W||
   double sensitivity = -1;     // mixed: KLD when only this tensor is quantized at 4 bits
+  double hessian_loss = -1;    // GPTQ: tr(E H E^T) / tr(W H W^T), E = W - Q(W)
+  double hessian_loss_rtn = -1;  // the same for round-to-nearest, for comparison
 };
 
 struct QuantizeReport {
