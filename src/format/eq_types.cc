@@ -124,6 +124,20 @@ void QuantAsymBlock(const float* x, const float* w, int g, int n_valid, uint8_t*
   }
 }
 
+// The code whose value (times the block scale d) is nearest to v; the first on ties.
+int NearestFp4Code(float v, float d) {
+  int best = 0;
+  float be = 1e30f;
+  for (int c = 0; c < 16; ++c) {
+    const float e = std::fabs(v - kFp4Values[c] * d);
+    if (e < be) {
+      be = e;
+      best = c;
+    }
+  }
+  return best;
+}
+
 void QuantFp4Block(const float* x, int g, int n_valid, uint8_t* out) {
   float tmp[128] = {0};
   std::memcpy(tmp, x, sizeof(float) * n_valid);
@@ -132,19 +146,8 @@ void QuantFp4Block(const float* x, int g, int n_valid, uint8_t* out) {
   const uint16_t dh = Fp32ToFp16(amax);
   const float d = Fp16ToFp32(dh);
   std::memcpy(out, &dh, 2);
-  auto code = [&](float v) {
-    int best = 0;
-    float be = 1e30f;
-    for (int c = 0; c < 16; ++c) {
-      const float e = std::fabs(v - kFp4Values[c] * d);
-      if (e < be) {
-        be = e;
-        best = c;
-      }
-    }
-    return best;
-  };
-  for (int j = 0; j < g / 2; ++j) out[2 + j] = static_cast<uint8_t>(code(tmp[j]) | (code(tmp[j + g / 2]) << 4));
+  for (int j = 0; j < g / 2; ++j)
+    out[2 + j] = static_cast<uint8_t>(NearestFp4Code(tmp[j], d) | (NearestFp4Code(tmp[j + g / 2], d) << 4));
 }
 
 }  // namespace
@@ -210,15 +213,7 @@ float SetRowElementEq(EqType t, void* row, int64_t index, float x) {
   int code;
   float value;
   if (t == EqType::kFp4G32) {
-    code = 0;
-    float be = 1e30f;
-    for (int c = 0; c < 16; ++c) {
-      const float e = std::fabs(x - kFp4Values[c] * d);
-      if (e < be) {
-        be = e;
-        code = c;
-      }
-    }
+    code = NearestFp4Code(x, d);
     value = kFp4Values[code] * d;
   } else if (tr->asymmetric) {
     code = d > 0 ? std::clamp(static_cast<int>(std::lround((x - m) * (1.0f / d))), 0, 15) : 0;
