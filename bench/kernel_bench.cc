@@ -107,7 +107,7 @@ int Register() {
     EqType type;
   };
   const T types[] = {{"w4g128", EqType::kW4G128}, {"w4g32", EqType::kW4G32}, {"w8c", EqType::kW8C}};
-  for (const char* tier : {"generic", "avx2", "avx512vnni"}) {
+  for (const char* tier : {"generic", "avx2", "avxvnni", "avx512vnni"}) {
     if (KernelsForTier(tier) == nullptr) continue;
     for (const T& t : types) {
       // tinyllama-1.1b's FFN up/gate shape (5632 x 2048): decode from DRAM, prefill tiles;

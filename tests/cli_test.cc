@@ -2,9 +2,11 @@
 // errors with exit code 1 for broken inputs.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
+#include "kernels/kernels.h"
 #include "test_util.h"
 
 namespace edgeq {
@@ -65,6 +67,29 @@ TEST(Cli, StopStringEndsGeneration) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   // Golden text: "...a little girl named Lily..." -> output stops right before it.
   EXPECT_EQ(r.out, Golden().substr(0, Golden().find("Lily")));
+}
+
+// One binary, every tier: EDGEQ_ISA forces each tier this CPU has, -v names the tier
+// chosen, and the greedy text of a quantized model (integer kernels) is the same on all.
+TEST(Cli, EveryKernelTierGivesTheSameGreedyTextAndVerboseNamesIt) {
+  const std::string q = test::TempDir() + "/s260-w4g32.gguf";
+  auto c = RunEdgeq("quantize " + Models() + "stories260K.bin " + q + " -z " + Models() + "tok512.bin --scheme w4a8-g32");
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  std::string first;
+  int n_tiers = 0;
+  for (const char* tier : {"generic", "avx2", "avxvnni", "avx512vnni"}) {
+    if (KernelsForTier(tier) == nullptr) continue;
+    ++n_tiers;
+    setenv("EDGEQ_ISA", tier, 1);
+    auto r = RunEdgeq("run -v -m " + q + " --temp 0 -n 60 -t 2");
+    unsetenv("EDGEQ_ISA");
+    ASSERT_EQ(r.exit_code, 0) << tier << ": " << r.err;
+    EXPECT_NE(r.err.find(std::string("edgeq: kernels: ") + tier + " tier"), std::string::npos) << r.err;
+    EXPECT_GT(r.out.size(), 100u) << tier;
+    if (first.empty()) first = r.out;
+    EXPECT_EQ(r.out, first) << tier << " differs from generic";
+  }
+  EXPECT_GE(n_tiers, 1);
 }
 
 TEST(Cli, MissingModelFile) {

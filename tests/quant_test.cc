@@ -87,7 +87,7 @@ TEST(EqFormats, OddRowLengthsRoundTrip) {
 
 std::vector<const KernelTable*> Tiers() {
   std::vector<const KernelTable*> v;
-  for (const char* t : {"generic", "avx2", "avx512vnni"}) {
+  for (const char* t : {"generic", "avx2", "avxvnni", "avx512vnni"}) {
     if (const KernelTable* k = KernelsForTier(t)) v.push_back(k);
   }
   return v;
@@ -158,7 +158,7 @@ TEST(EqKernels, PackedKernelsMatchRowKernelsOnEveryTier) {
   for (EqType t : {EqType::kW8C, EqType::kW4G32, EqType::kW4G64, EqType::kW4G128, EqType::kW4G32A, EqType::kW4G64A,
                    EqType::kW4G128A}) {
     for (int64_t cols : {32, 64, 172, 288, 1024}) {
-      for (int64_t rows : {8, 13, 37}) {
+      for (int64_t rows : {8, 13, 16, 37}) {
         const int64_t n_tok = 1 + (cols + rows) % 9;
         auto w = Gaussian(rows * cols, cols * 7 + rows + static_cast<int>(t));
         auto x = Gaussian(n_tok * cols, cols + 11, 13);

@@ -59,6 +59,7 @@ uint64_t PeakRssBytes() {
 int Run(BenchFlags& f) {
   std::unique_ptr<Model> model;
   if (!f.dummy.empty()) {
+    if (f.model.verbose) LogKernelTier();
     GgmlType t = f.dummy_type == "f32" ? GgmlType::kF32 : GgmlType::kF16;
     if (f.dummy_type != "f32" && f.dummy_type != "f16") return Fail("--dummy-type must be f16 or f32");
     auto m = MakeDummyModel(f.dummy, t, 1234);

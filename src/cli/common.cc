@@ -7,7 +7,9 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "core/cpu_features.h"
 #include "core/thread_pool.h"
+#include "kernels/kernels.h"
 
 namespace edgeq::cli {
 
@@ -55,7 +57,16 @@ void ApplyDefaultModel(ModelFlags* f) {
   }
 }
 
+void LogKernelTier() {
+  const KernelTable& k = Kernels();
+  const char* forced = std::getenv("EDGEQ_ISA");
+  std::fprintf(stderr, "edgeq: cpu: %s\nedgeq: kernels: %s tier (packed layout %s, %d-row groups)%s%s\n",
+               GetCpuFeatures().Describe().c_str(), k.isa, k.pack_layout, k.pack_rows,
+               forced != nullptr ? ", EDGEQ_ISA=" : "", forced != nullptr ? forced : "");
+}
+
 Result<Loaded> LoadModelAndTokenizer(const ModelFlags& f) {
+  if (f.verbose) LogKernelTier();
   auto t0 = std::chrono::steady_clock::now();
   Loaded out;
   LoadOptions lo;

@@ -34,6 +34,8 @@ Result<Loaded> LoadModelAndTokenizer(const ModelFlags& f);
 
 // Prints "edgeq: error: <message>" to stderr and returns 1.
 int Fail(const Status& st);
+// With -v: the detected CPU features and the kernel tier chosen for them (stderr).
+void LogKernelTier();
 int Fail(const std::string& message);
 
 // Subcommands: each registers itself and returns its runner.

@@ -1,5 +1,5 @@
 // Fills the kernel table once from the detected CPU features. EDGEQ_ISA forces a
-// lower tier (generic, avx2, avx512vnni) for tests and for users.
+// lower tier (generic, avx2, avxvnni, avx512vnni) for tests and for users.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -25,7 +25,13 @@ void GemmEqPacked(EqType t, const uint8_t* packed, int64_t rows, int64_t cols, i
 void PackEqX86(EqType t, const uint8_t* w, uint64_t row_bytes, int64_t rows, int64_t cols, uint8_t* out);
 uint64_t PackedEqBytesX86(EqType t, int64_t rows, int64_t cols);
 }  // namespace avx2
+namespace avxvnni {
+void GemmEqPacked(EqType t, const uint8_t* packed, int64_t rows, int64_t cols, int64_t g0, int64_t g1,
+                  const QuantAct& a, int64_t n_tok, float* y, int64_t y_stride);
+}  // namespace avxvnni
 namespace avx512vnni {
+void PackEq16(EqType t, const uint8_t* w, uint64_t row_bytes, int64_t rows, int64_t cols, uint8_t* out);
+uint64_t PackedEqBytes16(EqType t, int64_t rows, int64_t cols);
 void QuantizeAct(const float* x, int64_t x_stride, int64_t n_tok, int64_t n, QuantAct* a);
 void GemmEq(EqType type, const uint8_t* w, uint64_t row_bytes, int64_t r0, int64_t r1, int64_t cols,
             const QuantAct& a, int64_t n_tok, float* y, int64_t y_stride);
@@ -76,23 +82,31 @@ bool MakeTier(const std::string& tier, KernelTable* out) {
     out->pack_layout = "rows8-x86";
     return true;
   }
+  // AVX-VNNI: the AVX2 tier with 256-bit VEX vpdpbusd in its packed kernels.
+  if (tier == "avxvnni" && has_avx2 && f.avxvnni) {
+    MakeTier("avx2", out);
+    out->isa = "avxvnni";
+    out->gemm_eq_packed = avxvnni::GemmEqPacked;
+    return true;
+  }
+  // AVX-512 VNNI: 512-bit vpdpbusd over 16-row groups (rows16-x86).
   if (tier == "avx512vnni" && has_avx2 && f.avx512f && f.avx512vl && f.avx512bw && f.avx512vnni) {
+    MakeTier("avx2", out);
     out->isa = "avx512vnni";
-    out->dot_f32 = avx2::DotF32;
-    out->axpy_f32 = avx2::AxpyF32;
-    out->f16_to_f32 = avx2::F16ToF32;
-    out->swiglu_f32 = avx2::SwiGluF32;
-    out->exp_sum_f32 = avx2::ExpSumF32;
-    out->quantize_act = avx2::QuantizeAct;
     out->gemm_eq = avx512vnni::GemmEq;
     out->gemm_eq_packed = avx512vnni::GemmEqPacked;
+    out->pack_eq = avx512vnni::PackEq16;
+    out->packed_eq_bytes = avx512vnni::PackedEqBytes16;
+    out->pack_rows = kRows16X86.rows;
+    out->pack_layout = "rows16-x86";
     return true;
   }
 #endif
   return false;
 }
 
-const char* const kTiers[] = {"avx512vnni", "avx2", "generic"};  // best first
+const char* const kTiers[] = {"avx512vnni", "avxvnni", "avx2", "generic"};  // best first
+constexpr int kNumTiers = sizeof(kTiers) / sizeof(kTiers[0]);
 
 KernelTable MakeTable() {
   const char* env = std::getenv("EDGEQ_ISA");
@@ -100,8 +114,8 @@ KernelTable MakeTable() {
   KernelTable t;
   if (!want.empty()) {
     if (MakeTier(want, &t)) return t;
-    std::fprintf(stderr, "edgeq: warning: EDGEQ_ISA=%s is not available on this CPU (tiers: avx512vnni, avx2, "
-                         "generic); using the best available\n", want.c_str());
+    std::fprintf(stderr, "edgeq: warning: EDGEQ_ISA=%s is not available on this CPU (tiers: avx512vnni, avxvnni, "
+                         "avx2, generic); using the best available\n", want.c_str());
   }
   for (const char* tier : kTiers) {
     if (MakeTier(tier, &t)) return t;
@@ -117,14 +131,14 @@ const KernelTable& Kernels() {
 }
 
 const KernelTable* KernelsForTier(const char* tier) {
-  static KernelTable tables[3];
-  static bool ok[3];
+  static KernelTable tables[kNumTiers];
+  static bool ok[kNumTiers];
   static const bool init = [] {
-    for (int i = 0; i < 3; ++i) ok[i] = MakeTier(kTiers[i], &tables[i]);
+    for (int i = 0; i < kNumTiers; ++i) ok[i] = MakeTier(kTiers[i], &tables[i]);
     return true;
   }();
   (void)init;
-  for (int i = 0; i < 3; ++i) {
+  for (int i = 0; i < kNumTiers; ++i) {
     if (std::strcmp(tier, kTiers[i]) == 0) return ok[i] ? &tables[i] : nullptr;
   }
   return nullptr;

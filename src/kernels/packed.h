@@ -28,28 +28,35 @@ namespace edgeq {
 
 constexpr int kPackRows = 8;
 
-// The "rows8" layouts differ only in how the per-group weight scales are stored:
-//   generic (above):  fp32 scales, no padding (the reference and the NEON tiers);
-//   x86 (AVX2 tier):  fp16 scales (as in the file: 4.125 instead of 4.25 bits per weight
-//                     for w4g128, 4.5 instead of 5 for w4g32), the scale region padded to
-//                     64 bytes so every 128-byte sub-block starts on a cache line.
-// w8c keeps its fp32 row scales in both (one per row: no bandwidth to win).
-struct Rows8Layout {
+// The packed layouts differ in the rows per group R and in how the per-group weight
+// scales are stored:
+//   rows8 (generic, above): R = 8, fp32 scales, no padding (the reference, NEON tiers);
+//   rows8-x86 (AVX2, AVX-VNNI tiers): R = 8, fp16 scales (as in the file: 4.125 instead
+//                     of 4.25 bits per weight for w4g128, 4.5 instead of 5 for w4g32), the
+//                     scale region padded to 64 bytes so every sub-block starts on a line;
+//   rows16-x86 (AVX-512 VNNI tier): the same with R = 16, so one 512-bit register holds
+//                     4 consecutive weights of 16 rows.
+// With R rows the description above holds with 8 replaced by R: vectors of 4R bytes, w4
+// sub-blocks of 16R bytes, w8c sub-blocks of 32R bytes, scales d[nwb][R] (m[nwb][R]).
+// w8c keeps its fp32 row scales in every layout (one per row: no bandwidth to win).
+struct PackLayout {
+  int32_t rows = kPackRows;
   bool f16_scales = false;
   int32_t scale_align = 1;  // bytes; the scale region of a group is padded to this
 };
-constexpr Rows8Layout kRows8Generic{false, 1};
-constexpr Rows8Layout kRows8X86{true, 64};
+constexpr PackLayout kRows8Generic{8, false, 1};
+constexpr PackLayout kRows8X86{8, true, 64};
+constexpr PackLayout kRows16X86{16, true, 64};
 
 // True when `t` has a packed layout (the integer-kernel formats).
 bool PackableEq(EqType t);
 // Bytes of one packed row group, of its scale region (where the sub-blocks start), and
 // of the whole packed matrix.
-uint64_t PackedGroupBytes(const Rows8Layout& l, EqType t, int64_t cols);
-uint64_t PackedScaleBytes(const Rows8Layout& l, EqType t, int64_t cols);
-uint64_t PackedEqBytes(const Rows8Layout& l, EqType t, int64_t rows, int64_t cols);
+uint64_t PackedGroupBytes(const PackLayout& l, EqType t, int64_t cols);
+uint64_t PackedScaleBytes(const PackLayout& l, EqType t, int64_t cols);
+uint64_t PackedEqBytes(const PackLayout& l, EqType t, int64_t rows, int64_t cols);
 // Repacks a matrix stored row by row (row_bytes per row) into `out` (PackedEqBytes).
-void PackEq(const Rows8Layout& l, EqType t, const uint8_t* w, uint64_t row_bytes, int64_t rows, int64_t cols,
+void PackEq(const PackLayout& l, EqType t, const uint8_t* w, uint64_t row_bytes, int64_t rows, int64_t cols,
             uint8_t* out);
 // The generic layout.
 inline uint64_t PackedGroupBytes(EqType t, int64_t cols) { return PackedGroupBytes(kRows8Generic, t, cols); }

@@ -15,27 +15,27 @@ bool PackableEq(EqType t) {
   return tr != nullptr && tr->integer_kernel;
 }
 
-uint64_t PackedScaleBytes(const Rows8Layout& l, EqType t, int64_t cols) {
+uint64_t PackedScaleBytes(const PackLayout& l, EqType t, int64_t cols) {
   const EqTypeTraits& tr = *GetEqTypeTraits(static_cast<uint32_t>(t));
   uint64_t raw;
   if (tr.group == 0) {
-    raw = 4 * kPackRows;  // fp32 row scales in every layout
+    raw = 4 * static_cast<uint64_t>(l.rows);  // fp32 row scales in every layout
   } else {
     const int64_t nwb = (cols + tr.group - 1) / tr.group;
-    raw = static_cast<uint64_t>(nwb) * kPackRows * (l.f16_scales ? 2 : 4) * (tr.asymmetric ? 2 : 1);
+    raw = static_cast<uint64_t>(nwb) * l.rows * (l.f16_scales ? 2 : 4) * (tr.asymmetric ? 2 : 1);
   }
   const uint64_t a = static_cast<uint64_t>(l.scale_align);
   return (raw + a - 1) / a * a;
 }
 
-uint64_t PackedGroupBytes(const Rows8Layout& l, EqType t, int64_t cols) {
+uint64_t PackedGroupBytes(const PackLayout& l, EqType t, int64_t cols) {
   const EqTypeTraits& tr = *GetEqTypeTraits(static_cast<uint32_t>(t));
   const int64_t nb = (cols + kActBlock - 1) / kActBlock;
-  return PackedScaleBytes(l, t, cols) + static_cast<uint64_t>(nb) * (tr.group == 0 ? 256 : 128);
+  return PackedScaleBytes(l, t, cols) + static_cast<uint64_t>(nb) * l.rows * (tr.group == 0 ? 32 : 16);
 }
 
-uint64_t PackedEqBytes(const Rows8Layout& l, EqType t, int64_t rows, int64_t cols) {
-  return static_cast<uint64_t>((rows + kPackRows - 1) / kPackRows) * PackedGroupBytes(l, t, cols);
+uint64_t PackedEqBytes(const PackLayout& l, EqType t, int64_t rows, int64_t cols) {
+  return static_cast<uint64_t>((rows + l.rows - 1) / l.rows) * PackedGroupBytes(l, t, cols);
 }
 
 namespace {
@@ -50,32 +50,33 @@ namespace {
 
 // Packs row groups [g0, g1). Per row and 32-element sub-block the row's values are read
 // once into `vals` and scattered to their interleaved places.
-void PackGroups(Rows8Layout l, EqType t, const uint8_t* w, uint64_t row_bytes, int64_t rows, int64_t cols,
+void PackGroups(PackLayout l, EqType t, const uint8_t* w, uint64_t row_bytes, int64_t rows, int64_t cols,
                 uint8_t* out, int64_t g0, int64_t g1) {
   const EqTypeTraits& tr = *GetEqTypeTraits(static_cast<uint32_t>(t));
   const int64_t nb = (cols + kActBlock - 1) / kActBlock;
   const uint64_t gbytes = PackedGroupBytes(l, t, cols);
   const uint64_t sbytes = PackedScaleBytes(l, t, cols);
   std::memset(out + g0 * gbytes, 0, (g1 - g0) * gbytes);
+  const int R = l.rows;
   uint8_t vals[kActBlock];
   for (int64_t rg = g0; rg < g1; ++rg) {
     uint8_t* o = out + rg * gbytes;
     if (tr.group == 0) {
       float* scale = reinterpret_cast<float*>(o);
       uint8_t* q = o + sbytes;
-      for (int i = 0; i < kPackRows && rg * kPackRows + i < rows; ++i) {
-        const uint8_t* row = w + (rg * kPackRows + i) * row_bytes;
+      for (int i = 0; i < R && rg * R + i < rows; ++i) {
+        const uint8_t* row = w + (rg * R + i) * row_bytes;
         std::memcpy(&scale[i], row, 4);
         for (int64_t c = 0; c < cols; ++c) {
           const int64_t ab = c / kActBlock, j = (c % kActBlock) / 4;
-          q[ab * 256 + j * 32 + 4 * i + c % 4] = row[4 + c];
+          q[ab * 32 * R + j * 4 * R + 4 * i + c % 4] = row[4 + c];
         }
       }
       continue;
     }
     const int g = tr.group, per = g / kActBlock;
     const int64_t nwb = (cols + g - 1) / g;
-    // Scales d[nwb][8] then (asymmetric) m[nwb][8], fp32 or fp16 copies of the file's.
+    // Scales d[nwb][R] then (asymmetric) m[nwb][R], fp32 or fp16 copies of the file's.
     auto put_scale = [&](int64_t idx, const uint8_t* h) {
       if (l.f16_scales) {
         if (h) std::memcpy(o + 2 * idx, h, 2);
@@ -85,13 +86,13 @@ void PackGroups(Rows8Layout l, EqType t, const uint8_t* w, uint64_t row_bytes, i
       }
     };
     uint8_t* qs = o + sbytes;
-    for (int i = 0; i < kPackRows; ++i) {
-      const int64_t r = rg * kPackRows + i;
+    for (int i = 0; i < R; ++i) {
+      const int64_t r = rg * R + i;
       const uint8_t* row = r < rows ? w + r * row_bytes : nullptr;
       for (int64_t wb = 0; wb < nwb; ++wb) {
         const uint8_t* blk = row ? row + wb * tr.block_bytes : nullptr;
-        put_scale(wb * kPackRows + i, blk);
-        if (tr.asymmetric) put_scale((nwb + wb) * kPackRows + i, blk ? blk + 2 : nullptr);
+        put_scale(wb * R + i, blk);
+        if (tr.asymmetric) put_scale((nwb + wb) * R + i, blk ? blk + 2 : nullptr);
         const uint8_t* rq = blk ? blk + (tr.asymmetric ? 4 : 2) : nullptr;
         const int half = g / 2;
         for (int k = 0; k < per; ++k) {
@@ -105,14 +106,14 @@ void PackGroups(Rows8Layout l, EqType t, const uint8_t* w, uint64_t row_bytes, i
           } else {
             std::memset(vals, tr.asymmetric ? 0 : 8, sizeof vals);  // padding rows: value 0
           }
-          // P_m = V_m | V_{m+4} << 4, 4 bytes of row i at byte 4i of each 32-byte vector.
-          uint8_t* p = qs + ab * 128 + 4 * i;
+          // P_m = V_m | V_{m+4} << 4, 4 bytes of row i at byte 4i of each 4R-byte vector.
+          uint8_t* p = qs + ab * 16 * R + 4 * i;
           for (int m = 0; m < 4; ++m) {
             uint32_t lo, hi;
             std::memcpy(&lo, vals + 4 * m, 4);
             std::memcpy(&hi, vals + 4 * (m + 4), 4);
             const uint32_t word = lo | hi << 4;  // every byte < 16: no carries between bytes
-            std::memcpy(p + m * 32, &word, 4);
+            std::memcpy(p + m * 4 * R, &word, 4);
           }
         }
       }
@@ -122,10 +123,10 @@ void PackGroups(Rows8Layout l, EqType t, const uint8_t* w, uint64_t row_bytes, i
 
 }  // namespace
 
-void PackEq(const Rows8Layout& l, EqType t, const uint8_t* w, uint64_t row_bytes, int64_t rows, int64_t cols,
+void PackEq(const PackLayout& l, EqType t, const uint8_t* w, uint64_t row_bytes, int64_t rows, int64_t cols,
             uint8_t* out) {
   // Large matrices are split over a few threads (load time of big models).
-  const int64_t n_groups = (rows + kPackRows - 1) / kPackRows;
+  const int64_t n_groups = (rows + l.rows - 1) / l.rows;
   const int64_t n_threads =
       std::min<int64_t>({static_cast<int64_t>(std::max(1u, std::thread::hardware_concurrency())), 8,
                          std::max<int64_t>(1, n_groups * cols / (1 << 20))});
