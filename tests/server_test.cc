@@ -296,7 +296,8 @@ struct BadCase {
   const char* path;
   std::string body;
   int status;
-  const char* param;  // expected error.param ("" = don't check)
+  const char* param;      // expected error.param ("" = don't check)
+  const char* code = "";  // expected error.code ("" = don't check)
 };
 
 TEST(Server, MalformedRequestsGetOpenAiShapedErrorsAndServerKeepsServing) {
@@ -315,18 +316,19 @@ TEST(Server, MalformedRequestsGetOpenAiShapedErrorsAndServerKeepsServing) {
        400, "temperature"},
       {"temperature out of range", "/v1/completions", R"({"prompt":"x","temperature":7})", 400, "temperature"},
       {"max_tokens negative", "/v1/completions", R"({"prompt":"x","max_tokens":-5})", 400, "max_tokens"},
-      {"huge max_tokens", "/v1/completions", R"({"prompt":"x","max_tokens":1000000000})", 400, "prompt"},
+      {"huge max_tokens", "/v1/completions", R"({"prompt":"x","max_tokens":1000000000})", 400, "prompt", "context_length_exceeded"},
       {"empty prompt", "/v1/completions", R"({"prompt":""})", 400, "prompt"},
       {"missing prompt", "/v1/completions", R"({"max_tokens":3})", 400, "prompt"},
       {"bad token id", "/v1/completions", R"({"prompt":[1, 99999]})", 400, "prompt"},
-      {"unknown model", "/v1/completions", R"({"model":"gpt-4o","prompt":"x"})", 404, "model"},
+      {"unknown model", "/v1/completions", R"({"model":"gpt-4o","prompt":"x"})", 404, "model", "model_not_found"},
       {"n=2", "/v1/completions", R"({"prompt":"x","n":2})", 400, "n"},
       {"json mode", "/v1/chat/completions",
        R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}})", 400, "response_format"},
       {"stream not bool", "/v1/completions", R"({"prompt":"x","stream":"yes"})", 400, "stream"},
       {"stop wrong type", "/v1/completions", R"({"prompt":"x","stop":[1]})", 400, "stop"},
       {"invalid UTF-8", "/v1/completions", std::string("{\"prompt\":\"a\xff\xfe b\"}"), 400, ""},
-      {"prompt beyond context", "/v1/completions", json({{"prompt", std::string(3000, 'a')}}).dump(), 400, "prompt"},
+      {"prompt beyond context", "/v1/completions", json({{"prompt", std::string(3000, 'a')}}).dump(), 400, "prompt",
+       "context_length_exceeded"},
       {"oversized body", "/v1/completions", "{\"prompt\":\"" + std::string(100 * 1024, 'a') + "\"}", 413, ""},
   };
   auto c = ts.Client();
@@ -342,6 +344,9 @@ TEST(Server, MalformedRequestsGetOpenAiShapedErrorsAndServerKeepsServing) {
     EXPECT_TRUE(j["error"].contains("code")) << bc.name;
     if (bc.param[0] != 0) {
       EXPECT_EQ(j["error"]["param"], bc.param) << bc.name << ": " << r->body;
+    }
+    if (bc.code[0] != 0) {
+      EXPECT_EQ(j["error"]["code"], bc.code) << bc.name << ": " << r->body;
     }
   }
   auto wrong_method = c.Get("/v1/chat/completions");
