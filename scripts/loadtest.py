@@ -8,7 +8,7 @@ generated tokens per second, time-to-first-token and inter-token latency percent
 and, with --pid, the server's RSS before and after (memory must come back to its
 baseline). Python standard library only.
 
-  scripts/loadtest.py --port 8080 --clients 4 --requests 32 --max-tokens 64 [--pid PID]
+  scripts/loadtest.py --port 8080 --clients 4 --requests 32 --max-tokens 64 [--duration S] [--pid PID]
 """
 import argparse
 import http.client
@@ -95,6 +95,8 @@ def main():
     ap.add_argument("--api-key", default="")
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--requests", type=int, default=32, help="total requests (fixed count)")
+    ap.add_argument("--duration", type=float, default=0,
+                    help="seconds: clients start new requests until then (bounded by --requests too)")
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--timeout", type=float, default=120)
     ap.add_argument("--pid", type=int, default=0, help="server PID: report RSS before/after")
@@ -111,7 +113,7 @@ def main():
         while True:
             with lock:
                 i = next_i[0]
-                if i >= args.requests:
+                if i >= args.requests or (args.duration and time.monotonic() - t0 >= args.duration):
                     return
                 next_i[0] += 1
             r = one_request(args.host, args.port, args.model, prompts[i % len(prompts)], args.max_tokens,
@@ -132,11 +134,12 @@ def main():
     accepted = [r for r in results if r["status"] == 200]
     refused = [r for r in results if r["status"] in (429, 503)]
     failed = [r for r in accepted if not r["ok"]] + [r for r in results if r["status"] not in (200, 429, 503)]
+    sent = len(results)
     tokens = sum(r["tokens"] for r in accepted)
     ttfts = [r["ttft"] for r in accepted if r.get("ttft") is not None]
     itls = [x for r in accepted for x in r["itls"]]
     out = {
-        "clients": args.clients, "requests": args.requests, "max_tokens": args.max_tokens,
+        "clients": args.clients, "requests": sent, "max_tokens": args.max_tokens,
         "accepted": len(accepted), "refused": len(refused), "failed": len(failed),
         "wall_s": round(wall, 3), "generated_tokens": tokens,
         "aggregate_tokens_per_s": round(tokens / wall, 1) if wall > 0 else None,

@@ -1,10 +1,15 @@
 // edgeq serve, in process on a free loopback port with the shipped stories260K model:
 // OpenAI shapes, streaming, continuous batching giving each client its solo output,
 // cancellation freeing slots, the malformed-input table, queue limits and API keys.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <thread>
 
@@ -291,7 +296,8 @@ struct BadCase {
   const char* path;
   std::string body;
   int status;
-  const char* param;  // expected error.param ("" = don't check)
+  const char* param;      // expected error.param ("" = don't check)
+  const char* code = "";  // expected error.code ("" = don't check)
 };
 
 TEST(Server, MalformedRequestsGetOpenAiShapedErrorsAndServerKeepsServing) {
@@ -310,18 +316,19 @@ TEST(Server, MalformedRequestsGetOpenAiShapedErrorsAndServerKeepsServing) {
        400, "temperature"},
       {"temperature out of range", "/v1/completions", R"({"prompt":"x","temperature":7})", 400, "temperature"},
       {"max_tokens negative", "/v1/completions", R"({"prompt":"x","max_tokens":-5})", 400, "max_tokens"},
-      {"huge max_tokens", "/v1/completions", R"({"prompt":"x","max_tokens":1000000000})", 400, "prompt"},
+      {"huge max_tokens", "/v1/completions", R"({"prompt":"x","max_tokens":1000000000})", 400, "prompt", "context_length_exceeded"},
       {"empty prompt", "/v1/completions", R"({"prompt":""})", 400, "prompt"},
       {"missing prompt", "/v1/completions", R"({"max_tokens":3})", 400, "prompt"},
       {"bad token id", "/v1/completions", R"({"prompt":[1, 99999]})", 400, "prompt"},
-      {"unknown model", "/v1/completions", R"({"model":"gpt-4o","prompt":"x"})", 404, "model"},
+      {"unknown model", "/v1/completions", R"({"model":"gpt-4o","prompt":"x"})", 404, "model", "model_not_found"},
       {"n=2", "/v1/completions", R"({"prompt":"x","n":2})", 400, "n"},
       {"json mode", "/v1/chat/completions",
        R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}})", 400, "response_format"},
       {"stream not bool", "/v1/completions", R"({"prompt":"x","stream":"yes"})", 400, "stream"},
       {"stop wrong type", "/v1/completions", R"({"prompt":"x","stop":[1]})", 400, "stop"},
       {"invalid UTF-8", "/v1/completions", std::string("{\"prompt\":\"a\xff\xfe b\"}"), 400, ""},
-      {"prompt beyond context", "/v1/completions", json({{"prompt", std::string(3000, 'a')}}).dump(), 400, "prompt"},
+      {"prompt beyond context", "/v1/completions", json({{"prompt", std::string(3000, 'a')}}).dump(), 400, "prompt",
+       "context_length_exceeded"},
       {"oversized body", "/v1/completions", "{\"prompt\":\"" + std::string(100 * 1024, 'a') + "\"}", 413, ""},
   };
   auto c = ts.Client();
@@ -338,6 +345,9 @@ TEST(Server, MalformedRequestsGetOpenAiShapedErrorsAndServerKeepsServing) {
     if (bc.param[0] != 0) {
       EXPECT_EQ(j["error"]["param"], bc.param) << bc.name << ": " << r->body;
     }
+    if (bc.code[0] != 0) {
+      EXPECT_EQ(j["error"]["code"], bc.code) << bc.name << ": " << r->body;
+    }
   }
   auto wrong_method = c.Get("/v1/chat/completions");
   ASSERT_TRUE(wrong_method);
@@ -350,29 +360,89 @@ TEST(Server, MalformedRequestsGetOpenAiShapedErrorsAndServerKeepsServing) {
   EXPECT_EQ(ActiveSlots(ts), 0);
 }
 
+// A raw client that sends `head` and then stalls (never sends the rest): what the server
+// sent, seconds until its first byte arrived and until it closed the connection (-1:
+// not within 15 s).
+struct StallResult {
+  std::string got;
+  double answered_after = -1, closed_after = -1;
+};
+StallResult StallingClient(int port, const std::string& head) {
+  StallResult res;
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  EXPECT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  timeval tv{15, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  const auto t0 = std::chrono::steady_clock::now();
+  auto since = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  EXPECT_EQ(send(fd, head.data(), head.size(), 0), static_cast<ssize_t>(head.size()));
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n > 0) {
+      if (res.got.empty()) res.answered_after = since();
+      res.got.append(buf, static_cast<size_t>(n));
+      continue;
+    }
+    if (n == 0 || errno == ECONNRESET) res.closed_after = since();
+    break;  // n < 0 with EAGAIN: still open after 15 s
+  }
+  close(fd);
+  return res;
+}
+
 TEST(Server, SlowClientIsDroppedAndOthersAreServed) {
   server::ServerOptions o;
   o.read_timeout_s = 1;
   TestServer ts(2, 64, o);
-  // A raw socket that sends half a request and stalls.
-  std::thread slow([&] {
-    httplib::Client raw("127.0.0.1", ts.port);
-    httplib::Request req;
-    req.method = "POST";
-    req.path = "/v1/completions";
-    req.set_header("Content-Type", "application/json");
-    req.set_header("Content-Length", "1000");  // promises more than it sends
-    req.body = R"({"prompt":"x")";
-    raw.set_read_timeout(5, 0);
-    auto r = raw.send(req);
-    (void)r;
+  // One client stalls inside its body (promises 1000 bytes, sends 13), another inside
+  // its headers; each holds an HTTP worker until the read timeout drops it.
+  StallResult body_stall, head_stall;
+  std::thread slow_body([&] {
+    body_stall = StallingClient(ts.port, "POST /v1/completions HTTP/1.1\r\nHost: localhost\r\n"
+                                         "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+                                         "{\"prompt\":\"x\"");
   });
+  std::thread slow_head([&] {
+    head_stall = StallingClient(ts.port, "POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Ty");
+  });
+  // Meanwhile other clients are served.
   auto c = ts.Client();
   auto ok = c.Post("/v1/completions", R"({"prompt":"Once upon a time","max_tokens":5,"temperature":0})", "application/json");
   ASSERT_TRUE(ok);
   EXPECT_EQ(ok->status, 200);
-  slow.join();
+  slow_body.join();
+  slow_head.join();
+  for (const StallResult* r : {&body_stall, &head_stall}) {
+    // Answered after about the read timeout (1 s); the connection is then closed,
+    // at the latest when httplib's 5 s keep-alive wait for a next request ends.
+    EXPECT_GT(r->answered_after, 0.5) << r->got;
+    EXPECT_LT(r->answered_after, 4.0) << r->got;
+    EXPECT_GT(r->closed_after, 0.5) << r->got;
+    EXPECT_LT(r->closed_after, 10.0) << r->got;
+    EXPECT_NE(r->got.find("\r\nConnection: close\r\n"), std::string::npos) << r->got;
+    const size_t body_at = r->got.find("\r\n\r\n");
+    ASSERT_NE(body_at, std::string::npos) << r->got;
+    json j;
+    ASSERT_NO_THROW(j = json::parse(r->got.substr(body_at + 4))) << r->got;
+    EXPECT_EQ(j["error"]["type"], "invalid_request_error") << r->got;
+    EXPECT_TRUE(j["error"]["message"].is_string()) << r->got;
+  }
+  // Headers and request line arrived, the body did not: 408 request_timeout.
+  EXPECT_EQ(body_stall.got.rfind("HTTP/1.1 408", 0), 0u) << body_stall.got;
+  EXPECT_NE(body_stall.got.find(R"("code":"request_timeout")"), std::string::npos) << body_stall.got;
+  // Incomplete headers: 400 (a stall cannot be told from a malformed request there).
+  EXPECT_EQ(head_stall.got.rfind("HTTP/1.1 400", 0), 0u) << head_stall.got;
   EXPECT_EQ(ActiveSlots(ts), 0);
+  // And the server still serves.
+  auto again = c.Post("/v1/completions", R"({"prompt":"The dog","max_tokens":3,"temperature":0})", "application/json");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->status, 200);
 }
 
 TEST(Server, FullQueueGets503WithRetryAfter) {

@@ -88,13 +88,36 @@ void ThreadPool::RunJob(Job job) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     job_ = job;
+    next_share_ = 1;
     pending_.store(n_threads_ - 1, std::memory_order_relaxed);
     ++generation_;
     spin_generation_.store(generation_, std::memory_order_release);
   }
   cv_.notify_all();
   job.call(job.obj, 0, n_threads_);
-  while (pending_.load(std::memory_order_acquire) != 0) EDGEQ_PAUSE();
+  if (!job.strict) {
+    // Shares no worker has claimed yet: run them here rather than wait for a worker
+    // that may not even be on a core.
+    for (;;) {
+      int share;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (next_share_ >= n_threads_) break;
+        share = next_share_++;
+      }
+      job.call(job.obj, share, n_threads_);
+      pending_.fetch_sub(1, std::memory_order_acq_rel);
+    }
+  }
+  // Workers that claimed a share are running it. Spin (they are on a core), but yield
+  // once that takes long: one may have been preempted, and spinning keeps it off.
+  for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) {
+    if (spins < kSpinIterations) {
+      EDGEQ_PAUSE();
+    } else {
+      std::this_thread::yield();
+    }
+  }
 }
 
 void ThreadPool::WorkerLoop(int index) {
@@ -107,14 +130,17 @@ void ThreadPool::WorkerLoop(int index) {
       ++spins;
     }
     Job job;
+    int share = index;
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] { return generation_ != seen; });
       seen = generation_;
       if (stop_) return;
       job = job_;
+      if (!job.strict) share = next_share_ < n_threads_ ? next_share_++ : -1;  // -1: all claimed
     }
-    job.call(job.obj, index, n_threads_);
+    if (share < 0) continue;
+    job.call(job.obj, share, n_threads_);
     pending_.fetch_sub(1, std::memory_order_acq_rel);
   }
 }

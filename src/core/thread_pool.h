@@ -34,9 +34,17 @@ class ThreadPool {
   // (no std::function: decode runs this per op and must not allocate).
   template <typename F>
   void Run(F&& fn) {
-    using Fn = std::remove_reference_t<F>;
-    RunJob(Job{const_cast<void*>(static_cast<const void*>(&fn)),
-                [](void* o, int i, int n) { (*static_cast<Fn*>(o))(i, n); }});
+    RunJob(MakeJob(fn, /*strict=*/true));
+  }
+  // Like Run, but fn(i, n) is a share of the work rather than thread i's own task: a
+  // share no worker has picked up by the time the caller finished its own is run by the
+  // caller. On a machine with more runnable threads than cores a worker may not get a
+  // core for milliseconds; the caller then does that share instead of spinning until the
+  // worker is scheduled. Each share runs exactly once, on one thread, and `i` stays
+  // unique while it runs (per-share scratch indexed by it is safe).
+  template <typename F>
+  void RunShares(F&& fn) {
+    RunJob(MakeJob(fn, /*strict=*/false));
   }
 
   // Hands out [0, n) in chunks of `chunk` from a shared counter: each thread calls
@@ -51,7 +59,7 @@ class ThreadPool {
       return;
     }
     std::atomic<int64_t> next{0};
-    Run([&](int ti, int) {
+    RunShares([&](int ti, int) {
       for (;;) {
         const int64_t b = next.fetch_add(chunk, std::memory_order_relaxed);
         if (b >= n) break;
@@ -68,7 +76,7 @@ class ThreadPool {
       body(0, int64_t{0}, n);
       return;
     }
-    Run([&](int ti, int nt) {
+    RunShares([&](int ti, int nt) {
       int64_t chunks = (n + grain - 1) / grain;
       int64_t per = (chunks + nt - 1) / nt;
       int64_t b = ti * per * grain;
@@ -81,7 +89,14 @@ class ThreadPool {
   struct Job {
     void* obj = nullptr;
     void (*call)(void*, int, int) = nullptr;
+    bool strict = true;  // share i runs on thread i (Run); else on whoever claims it
   };
+  template <typename F>
+  static Job MakeJob(F& fn, bool strict) {
+    using Fn = std::remove_reference_t<F>;
+    return Job{const_cast<void*>(static_cast<const void*>(&fn)),
+               [](void* o, int i, int n) { (*static_cast<Fn*>(o))(i, n); }, strict};
+  }
   void RunJob(Job job);
   void WorkerLoop(int index);
 
@@ -91,7 +106,8 @@ class ThreadPool {
   std::condition_variable cv_;
   Job job_;
   uint64_t generation_ = 0;  // bumped per Run
-  std::atomic<int> pending_{0};
+  int next_share_ = 1;       // next unclaimed share of a non-strict job (under mu_)
+  std::atomic<int> pending_{0};  // shares 1..n-1 not finished yet
   std::atomic<uint64_t> spin_generation_{0};
   bool stop_ = false;
 };

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 
 namespace edgeq::server {
@@ -24,6 +25,15 @@ ApiError Overloaded(const std::string& why) { return {503, why + "; retry later"
 int64_t Now() { return static_cast<int64_t>(std::time(nullptr)); }
 
 double Seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+
+// Whether fewer body bytes arrived than the request's Content-Length announced.
+bool BodyIncomplete(const httplib::Request& req) {
+  if (!req.has_header("Content-Length")) return false;
+  const std::string v = req.get_header_value("Content-Length");
+  char* end = nullptr;
+  const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+  return end != v.c_str() && *end == 0 && n > req.body.size();
+}
 
 const char* FinishName(FinishReason r) { return r == FinishReason::kStop ? "stop" : "length"; }
 
@@ -104,9 +114,20 @@ void HttpServer::Routes() {
                   " bytes";
     } else if (res.status == 405) {
       e.message = "Method " + req.method + " is not allowed on " + req.path;
+    } else if (res.status == 400 && BodyIncomplete(req)) {
+      // httplib answers 400 when reading the body fails; a body shorter than its
+      // Content-Length means the client stalled past the read timeout.
+      res.status = 408;
+      e.status = 408;
+      e.message = "The request body did not arrive within the server's read timeout of " +
+                  std::to_string(opts_.read_timeout_s) + " s";
+      e.code = "request_timeout";
     } else {
-      e.message = "Bad request";
+      e.message = "Bad request: malformed or incomplete request line or headers";
     }
+    // A request that could not be read leaves the connection in an unknown state (and a
+    // stalling client would otherwise hold its worker for the keep-alive time too).
+    if (res.status == 400 || res.status == 408 || res.status == 413) res.set_header("Connection", "close");
     res.set_content(Dump(ErrorJson(e)), "application/json");
     metrics_.CountRequest(req.path, res.status);
     if (opts_.log_requests) std::fprintf(stderr, "edgeq serve: %s %s %d\n", req.method.c_str(), req.path.c_str(), res.status);

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Runs the official OpenAI Node client (npm package `openai`, pinned in package-lock.json)
 # against `edgeq serve` on the shipped default model. Usage: run.sh EDGEQ_BINARY WORK_DIR
-# Exit 77 (ctest: skipped, with the reason printed) when node/npm are missing.
+# Exit 77 (ctest: skipped, with the reason printed) when node/npm are missing, except
+# under EDGEQ_REQUIRE_OPENAI_CLIENT=1 (set by .ci/run): there a missing client fails.
 set -euo pipefail
 EDGEQ="$1"
 WORK="$2"
 HERE="$(cd "$(dirname "$0")" && pwd)"
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  if [ "${EDGEQ_REQUIRE_OPENAI_CLIENT:-0}" = 1 ]; then
+    echo "FAILED: node and npm are required for the OpenAI client test here (EDGEQ_REQUIRE_OPENAI_CLIENT=1)"
+    exit 1
+  fi
   echo "SKIPPED: node and npm are needed for the OpenAI client test (scripts/setup.sh installs them)"
   exit 77
 fi
