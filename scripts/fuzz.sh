@@ -10,7 +10,7 @@ if [ "${1:-}" = "--ci" ]; then CI_MODE=1; shift; set -- 0 "$@"; fi
 SECS="${1:-60}"; shift || true
 declare -A CI_RUNS=([fuzz_chat_template]=200000 [fuzz_gguf]=100000 [fuzz_hf_json]=20000
                     [fuzz_model_file]=20000 [fuzz_safetensors]=200000 [fuzz_tokenizer]=50000
-                    [fuzz_server_api]=100000)
+                    [fuzz_server_api]=100000 [fuzz_eq_model]=3000)
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 if ! command -v clang++ >/dev/null || ! dpkg-query -W libclang-rt-14-dev >/dev/null 2>&1; then
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq clang libclang-rt-14-dev >/dev/null

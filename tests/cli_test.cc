@@ -164,5 +164,41 @@ TEST(Cli, PerplexityJson) {
   EXPECT_NE(r.out.find("\"top1_agree\":1"), std::string::npos) << r.out;
 }
 
+
+// Resource exhaustion (docs/reliability.md): EDGEQ_MEMORY_LIMIT_BYTES stands in for the
+// available memory (the child process inherits it). stories260K holds 1.0 MiB of fp32
+// weights; one slot's KV cache for its 512-token context is 640 KiB.
+struct ScopedMemoryLimit {
+  explicit ScopedMemoryLimit(const std::string& v) { setenv("EDGEQ_MEMORY_LIMIT_BYTES", v.c_str(), 1); }
+  ~ScopedMemoryLimit() { unsetenv("EDGEQ_MEMORY_LIMIT_BYTES"); }
+};
+
+TEST(Cli, ModelLargerThanAvailableMemoryIsACleanErrorNamingTheSizes) {
+  ScopedMemoryLimit lim("500000");
+  auto r = RunEdgeq("run --temp 0 -n 4");
+  ExpectCleanError(r, " needs ");
+  EXPECT_NE(r.err.find("only 488.3 KiB of memory is available (EDGEQ_MEMORY_LIMIT_BYTES)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("stories260K.bin"), std::string::npos) << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;  // refused before generating anything
+}
+
+TEST(Cli, ServerKvCacheThatCannotFitIsACleanErrorBeforeServing) {
+  // 256 slots x 512 tokens = 160 MiB of KV cache: the model (1 MiB) fits in 20 MB, the cache does not.
+  ScopedMemoryLimit lim("20000000");
+  auto r = RunEdgeq("serve --port 0 --parallel 256 --no-log");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("edgeq: error: the KV cache for context 512 x 256 sequence(s)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("KV cache 160.0 MiB"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("but only 19.1 MiB of memory is available"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("ready"), std::string::npos) << r.err;  // never started serving
+}
+
+TEST(Cli, EnoughMemoryStillRuns) {
+  ScopedMemoryLimit lim("200000000");  // 200 MB: model + one context fit
+  auto r = RunEdgeq("run --temp 0 -n 200");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, Golden());
+}
+
 }  // namespace
 }  // namespace edgeq

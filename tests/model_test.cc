@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 
@@ -388,6 +389,7 @@ TEST(Sampler, PenaltiesLowerRepeatedTokens) {
   EXPECT_EQ(s2.Sample(l.data(), hist, 1), 1);
 }
 
+
 }  // namespace
 }  // namespace edgeq
 
@@ -472,6 +474,62 @@ TEST(Model, Llama2cVersion1And2Load) {
     auto t = LoadModel({WriteTemp("vt.bin", full.substr(0, full.size() - 5)), Tok512()});
     EXPECT_FALSE(t.ok());
   }
+}
+
+
+// Resource exhaustion: a model or a KV cache that cannot fit is refused, with the sizes,
+// before anything large is allocated (core/memory_budget.h).
+struct ScopedMemoryLimit {
+  explicit ScopedMemoryLimit(const char* v) { setenv("EDGEQ_MEMORY_LIMIT_BYTES", v, 1); }
+  ~ScopedMemoryLimit() { unsetenv("EDGEQ_MEMORY_LIMIT_BYTES"); }
+};
+
+TEST(Memory, ModelLargerThanTheLimitIsRefusedWithItsSize) {
+  {
+    ScopedMemoryLimit lim("790000");
+    auto m = LoadModel({Stories(), Tok512()});
+    ASSERT_FALSE(m.ok());
+    EXPECT_EQ(m.status().code(), StatusCode::kResourceExhausted);
+    EXPECT_NE(m.status().message().find("model " + Stories() + " needs "), std::string::npos) << m.status().message();
+    EXPECT_NE(m.status().message().find("only 771.5 KiB of memory is available (EDGEQ_MEMORY_LIMIT_BYTES)"),
+              std::string::npos) << m.status().message();
+  }
+  auto m = MustLoad(Stories(), Tok512());  // the limit gone, the same model loads
+  ASSERT_TRUE(m);
+  const ModelMemory mm = EstimateModelMemory(*m);
+  EXPECT_EQ(mm.weight_bytes, 260032u * 4);  // every parameter once, in fp32 (the head is tied)
+  EXPECT_EQ(mm.repacked_bytes, 0u);
+}
+
+TEST(Memory, KvCacheOverTheLimitIsRefusedAndAGraphThatFitsRuns) {
+  auto m = MustLoad(Stories(), Tok512());
+  ASSERT_TRUE(m);
+  ThreadPool pool(1);
+  {
+    ScopedMemoryLimit lim("2000000");  // 64 sequences x 512 tokens = 40 MiB of KV cache
+    auto g = LlamaGraph::Create(*m, 512, 16, &pool, 64);
+    ASSERT_FALSE(g.ok());
+    EXPECT_EQ(g.status().code(), StatusCode::kResourceExhausted);
+    EXPECT_NE(g.status().message().find("KV cache 40.0 MiB"), std::string::npos) << g.status().message();
+    EXPECT_NE(g.status().message().find("1.9 MiB of memory is available"), std::string::npos) << g.status().message();
+    auto small = LlamaGraph::Create(*m, 64, 16, &pool, 1);  // 80 KiB: fits
+    ASSERT_TRUE(small.ok()) << small.status().message();
+    int32_t tok = 1;
+    std::vector<float> l(512);
+    EXPECT_TRUE((*small)->Forward(&tok, 1, 0, false, l.data()).ok());
+  }
+}
+
+TEST(Memory, KvCacheLargerThanThisMachinesMemoryIsRefusedWithoutTheOverride) {
+  // The real figure (MemAvailable / cgroup): 4096 sequences x 2^24 tokens is ~80 TiB.
+  auto m = MustLoad(Stories(), Tok512());
+  ASSERT_TRUE(m);
+  ThreadPool pool(1);
+  auto g = LlamaGraph::Create(*m, 1 << 24, 16, &pool, 4096);
+  ASSERT_FALSE(g.ok());
+  EXPECT_EQ(g.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(g.status().message().find("KV cache 81920.00 GiB"), std::string::npos) << g.status().message();
+  EXPECT_NE(g.status().message().find("of memory is available ("), std::string::npos) << g.status().message();
 }
 
 }  // namespace

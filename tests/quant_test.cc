@@ -3,6 +3,8 @@
 // reference on odd sizes.
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include <algorithm>
 #include <cmath>
 #include <random>
@@ -110,6 +112,46 @@ TEST(EqKernels, ActivationQuantizationMatchesReferenceOnEveryTier) {
         ASSERT_EQ(b.c[i], b.d[i] * static_cast<float>(b.s[i])) << k->isa << ": c must be d * s";
       }
     }
+  }
+}
+
+// A poisoned model (NaN/Inf scales, found by fuzz_eq_model: UBSan reported a signed
+// overflow in the AVX2 packed kernel from a garbage block sum) gives non-finite
+// activations. Every tier: codes in range, s the sum of the codes, NaN blocks scale NaN,
+// and a whole matrix product of them is NaN/Inf where the input was, with no UB.
+TEST(EqKernels, NonFiniteActivationsKeepCodesInRangeOnEveryTier) {
+  const int64_t n = 96 + 7;  // three full blocks and a scalar tail
+  std::vector<float> x = Gaussian(n, 5);
+  x[3] = std::numeric_limits<float>::quiet_NaN();       // block 0: NaN
+  x[40] = std::numeric_limits<float>::infinity();       // block 1: +Inf
+  x[70] = -std::numeric_limits<float>::infinity();      // block 2: -Inf
+  x[100] = std::numeric_limits<float>::quiet_NaN();     // tail block: NaN
+  for (const KernelTable* k : Tiers()) {
+    std::vector<uint8_t> mem(QuantActBytes(1, n));
+    QuantAct a = MakeQuantAct(mem.data(), 1, n);
+    k->quantize_act(x.data(), n, 1, n, &a);
+    for (int64_t b = 0; b < a.nb; ++b) {
+      int32_t sum = 0;
+      for (int i = 0; i < kActBlock; ++i) {
+        const int8_t q = a.q[b * kActBlock + i];
+        ASSERT_GE(q, -127) << k->isa;
+        ASSERT_LE(q, 127) << k->isa;
+        sum += q;
+      }
+      EXPECT_EQ(a.s[b], sum) << k->isa << " block " << b;
+    }
+    EXPECT_TRUE(std::isnan(a.d[0])) << k->isa;
+    EXPECT_TRUE(std::isinf(a.d[1])) << k->isa;
+    EXPECT_TRUE(std::isinf(a.d[2])) << k->isa;
+    EXPECT_TRUE(std::isnan(a.d[3])) << k->isa;
+    std::vector<float> row4(n);
+    for (int64_t i = 0; i < n; ++i) row4[i] = x[i];
+    QuantizeActRow4(row4.data(), n, &a, 0);
+    for (int64_t i = 0; i < a.nb * kActBlock; ++i) {
+      ASSERT_GE(a.q[i], -7);
+      ASSERT_LE(a.q[i], 7);
+    }
+    EXPECT_TRUE(std::isnan(a.d[0]));
   }
 }
 

@@ -10,7 +10,9 @@
 // the whole token's quantization.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
+#include <limits>
 
 #include "format/eq_types.h"
 
@@ -29,6 +31,19 @@ struct QuantAct {
   const int32_t* srow(int64_t t) const { return s + t * nb; }
   const float* crow(int64_t t) const { return c + t * nb; }
 };
+
+// Non-finite activations (a poisoned model: NaN/Inf scales or weights): every quantizer
+// (scalar and SIMD, all tiers) gives a NaN element the code 0 and clamps codes to
+// [-lim, lim], so q and s stay in their ranges (s is at most 32 * 127 in magnitude and
+// the kernels' integer arithmetic cannot overflow), and a block holding a NaN gets the
+// scale NaN (an Inf makes the scale Inf): the poison reaches the output as in fp32.
+inline int ActCode(float r, float lim) {
+  if (r != r) return 0;
+  if (r > lim) r = lim;
+  if (r < -lim) r = -lim;
+  return static_cast<int>(std::lrintf(r));
+}
+inline float ActScale(float d, bool has_nan) { return has_nan ? std::numeric_limits<float>::quiet_NaN() : d; }
 
 // Bytes of scratch a QuantAct for n_tok rows of n values needs.
 inline uint64_t QuantActBytes(int64_t n_tok, int64_t n) {

@@ -52,11 +52,15 @@ void QuantizeAct(const float* x, int64_t x_stride, int64_t n_tok, int64_t n, Qua
       const int64_t lo = b * kActBlock;
       if (lo + kActBlock > n) {  // partial tail block: scalar
         float amax = 0;
-        for (int64_t i = lo; i < n; ++i) amax = std::max(amax, std::fabs(row[i]));
-        const float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+        bool nan = false;
+        for (int64_t i = lo; i < n; ++i) {
+          amax = std::max(amax, std::fabs(row[i]));
+          nan |= std::isnan(row[i]);
+        }
+        const float d = ActScale(amax / 127.0f, nan), id = d > 0 ? 1.0f / d : 0.0f;
         int32_t sum = 0;
         for (int64_t i = 0; i < kActBlock; ++i) {
-          const int v = lo + i < n ? static_cast<int>(std::lrintf(row[lo + i] * id)) : 0;
+          const int v = lo + i < n ? ActCode(row[lo + i] * id, 127.0f) : 0;
           q[lo + i] = static_cast<int8_t>(v);
           sum += v;
         }
@@ -73,11 +77,22 @@ void QuantizeAct(const float* x, int64_t x_stride, int64_t n_tok, int64_t n, Qua
       m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
       m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
       const float amax = _mm_cvtss_f32(m4);
-      const float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+      // max_ps drops NaNs: find them separately (ActScale/ActCode in quant_act.h).
+      const __m256 un = _mm256_or_ps(_mm256_or_ps(_mm256_cmp_ps(v0, v0, _CMP_UNORD_Q), _mm256_cmp_ps(v1, v1, _CMP_UNORD_Q)),
+                                     _mm256_or_ps(_mm256_cmp_ps(v2, v2, _CMP_UNORD_Q), _mm256_cmp_ps(v3, v3, _CMP_UNORD_Q)));
+      const bool nan = _mm256_movemask_ps(un) != 0;
+      const float d = ActScale(amax / 127.0f, nan), id = d > 0 ? 1.0f / d : 0.0f;
       const __m256 vid = _mm256_set1_ps(id);
-      // Round to nearest even, like lrintf in the reference.
-      __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, vid)), i1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, vid));
-      __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, vid)), i3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, vid));
+      const __m256 lim = _mm256_set1_ps(127.0f), nlim = _mm256_set1_ps(-127.0f);
+      // NaN -> 0 (the and with the ordered mask), then clamp to [-127, 127]; round to
+      // nearest even, like lrintf in the reference. Finite blocks are unchanged by both.
+      auto code = [&](__m256 v) {
+        __m256 r = _mm256_mul_ps(v, vid);
+        r = _mm256_and_ps(r, _mm256_cmp_ps(r, r, _CMP_ORD_Q));
+        return _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(r, nlim), lim));
+      };
+      __m256i i0 = code(v0), i1 = code(v1);
+      __m256i i2 = code(v2), i3 = code(v3);
       __m256i s = _mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3));
       __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
       s4 = _mm_hadd_epi32(s4, s4);

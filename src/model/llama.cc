@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/memory_budget.h"
 #include "kernels/kernels.h"
 #include "kernels/quant_act.h"
 #include "ops/hadamard.h"
@@ -57,9 +58,25 @@ Result<std::unique_ptr<LlamaGraph>> LlamaGraph::Create(const Model& model, int32
   const int64_t B = max_batch;
   const int64_t q_dim = static_cast<int64_t>(c.n_heads) * c.head_dim;
   const int64_t kv_dim = static_cast<int64_t>(c.n_kv_heads) * c.head_dim;
-  const int64_t kv_elems = static_cast<int64_t>(c.n_layers) * n_seq * n_ctx * kv_dim;
   const int64_t max_cols = std::max<int64_t>({c.dim, c.hidden_dim, q_dim});
   const int64_t T = pool->size();
+  {
+    // Sizes in double first: a huge context x sequences x layers product must not wrap.
+    const double kv_d = 2.0 * c.n_layers * static_cast<double>(n_seq) * n_ctx * kv_dim * sizeof(float);
+    const double arena_d = (static_cast<double>(B) * 2 * (c.dim + q_dim + kv_dim + c.hidden_dim) +
+                            static_cast<double>(T) * n_ctx + static_cast<double>(T) * max_cols) * sizeof(float) +
+                           static_cast<double>(QuantActBytes(B, std::max<int64_t>({c.dim, c.hidden_dim, q_dim})));
+    const std::string what = "the KV cache for context " + std::to_string(n_ctx) + " x " + std::to_string(n_seq) +
+                             " sequence(s) and the activation arena for batch " + std::to_string(max_batch);
+    const std::string detail = "KV cache " + FormatBytes(static_cast<uint64_t>(std::min(kv_d, 9e18))) +
+                               ", arena " + FormatBytes(static_cast<uint64_t>(std::min(arena_d, 9e18)));
+    if (kv_d + arena_d >= 9e18) {
+      return ResourceExhausted(what + " is too large to allocate (" + detail + "); try a smaller -c or fewer parallel slots");
+    }
+    Status fits = CheckMemoryFits(static_cast<uint64_t>(kv_d + arena_d), what, detail);
+    if (!fits.ok()) return ResourceExhausted(fits.message() + "; try a smaller -c or fewer parallel slots");
+  }
+  const int64_t kv_elems = static_cast<int64_t>(c.n_layers) * n_seq * n_ctx * kv_dim;
   const int64_t arena = B * c.dim * 2 + B * q_dim * 2 + B * kv_dim * 2 + B * c.hidden_dim * 2 +
                         T * n_ctx + T * max_cols;
   try {

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/large_alloc.h"
+#include "core/memory_budget.h"
 #include "format/gguf.h"
 #include "format/tensor_types.h"
 #include "kernels/kernels.h"
@@ -46,8 +47,54 @@ static Result<std::unique_ptr<Model>> LoadAnyFormat(const LoadOptions& opts);
 
 Result<std::unique_ptr<Model>> LoadModel(const LoadOptions& opts) {
   ASSIGN_OR_RETURN(std::unique_ptr<Model> m, LoadAnyFormat(opts));
+  // Parsing only mapped the file; nothing large is resident yet. Refuse a model that
+  // cannot fit before the repack (and the first token) touch all of it.
+  RETURN_IF_ERROR(CheckModelMemory(*m));
   RETURN_IF_ERROR(RepackForKernels(m.get()));
   return m;
+}
+
+ModelMemory EstimateModelMemory(const Model& m) {
+  ModelMemory r;
+  const char* off = std::getenv("EDGEQ_NO_REPACK");
+  const bool repack = off == nullptr || off[0] == 0 || off[0] == '0';
+  auto add = [&](const Tensor2D& t) {
+    if (t.empty()) return;
+    if (repack && IsEqType(t.type) && PackableEq(static_cast<EqType>(t.type))) {
+      const uint64_t b = Kernels().packed_eq_bytes(static_cast<EqType>(t.type), t.rows, t.cols);
+      r.weight_bytes += b;
+      r.repacked_bytes += b;
+    } else {
+      r.weight_bytes += t.row_bytes * static_cast<uint64_t>(t.rows);
+    }
+  };
+  const ModelWeights& w = m.weights;
+  // The embedding is always read in its stored rows; a tied head is the same memory
+  // unless it gets its own packed copy.
+  const Tensor2D& e = w.token_embd;
+  if (!e.empty()) r.weight_bytes += e.row_bytes * static_cast<uint64_t>(e.rows);
+  if (w.output.data != e.data || (repack && IsEqType(w.output.type) && PackableEq(static_cast<EqType>(w.output.type)))) {
+    add(w.output);
+  }
+  // Matrices through their Tensor2D (mapped or owned), fp32 vectors (norms, biases) by size.
+  const ModelConfig& c = m.config;
+  const uint64_t q_dim = static_cast<uint64_t>(c.n_heads) * c.head_dim;
+  const uint64_t kv_dim = static_cast<uint64_t>(c.n_kv_heads) * c.head_dim;
+  uint64_t vec = w.output_norm != nullptr ? c.dim : 0;
+  for (const LayerWeights& l : w.layers) {
+    for (const Tensor2D* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) add(*t);
+    vec += (l.attn_norm ? c.dim : 0) + (l.ffn_norm ? c.dim : 0) + (l.bq ? q_dim : 0) + (l.bk ? kv_dim : 0) +
+           (l.bv ? kv_dim : 0) + (l.q_norm ? c.head_dim : 0) + (l.k_norm ? c.head_dim : 0);
+  }
+  r.weight_bytes += vec * sizeof(float);
+  return r;
+}
+
+Status CheckModelMemory(const Model& m) {
+  const ModelMemory mm = EstimateModelMemory(m);
+  std::string detail = "weights in memory while it runs";
+  if (mm.repacked_bytes > 0) detail += ", " + FormatBytes(mm.repacked_bytes) + " of them repacked for the kernels";
+  return CheckMemoryFits(mm.weight_bytes, "model " + m.path, detail);
 }
 
 Status RepackForKernels(Model* m) {

@@ -81,6 +81,18 @@ Result<std::unique_ptr<Model>> LoadModel(const LoadOptions& opts);
 // EDGEQ_NO_REPACK=1 turns it off (row-layout kernels, for comparisons).
 Status RepackForKernels(Model* m);
 
+// Memory a loaded model holds while it runs: matrices the kernels repack (their packed
+// copy; the mapped rows are released) and the rest as stored (mapped or owned).
+struct ModelMemory {
+  uint64_t weight_bytes = 0;
+  uint64_t repacked_bytes = 0;  // part of weight_bytes
+};
+ModelMemory EstimateModelMemory(const Model& m);
+// ResourceExhausted naming the sizes when the model cannot fit in the available memory
+// (core/memory_budget.h: MemAvailable, cgroup limit, EDGEQ_MEMORY_LIMIT_BYTES). LoadModel
+// calls it before repacking.
+Status CheckModelMemory(const Model& m);
+
 Result<std::unique_ptr<Model>> LoadGgufModel(const std::string& path);
 Result<std::unique_ptr<Model>> LoadLlama2cModel(const std::string& path, const std::string& tokenizer_path);
 Result<std::unique_ptr<Model>> LoadHfModel(const std::string& dir);

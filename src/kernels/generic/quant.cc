@@ -28,12 +28,16 @@ void QuantizeActRow4(const float* row, int64_t n, QuantAct* a, int64_t t) {
   for (int64_t b = 0; b < a->nb; ++b) {
     const int64_t lo = b * kActBlock, hi = std::min<int64_t>(n, lo + kActBlock);
     float amax = 0;
-    for (int64_t i = lo; i < hi; ++i) amax = std::max(amax, std::fabs(row[i]));
-    const float d = amax / 7.0f;
+    bool nan = false;
+    for (int64_t i = lo; i < hi; ++i) {
+      amax = std::max(amax, std::fabs(row[i]));
+      nan |= std::isnan(row[i]);
+    }
+    const float d = ActScale(amax / 7.0f, nan);
     const float id = d > 0 ? 1.0f / d : 0.0f;
     int32_t sum = 0;
     for (int64_t i = 0; i < kActBlock; ++i) {
-      const int v = lo + i < hi ? static_cast<int>(std::lrintf(row[lo + i] * id)) : 0;
+      const int v = lo + i < hi ? ActCode(row[lo + i] * id, 7.0f) : 0;
       q[lo + i] = static_cast<int8_t>(v);
       sum += v;
     }
@@ -52,12 +56,16 @@ void QuantizeAct(const float* x, int64_t x_stride, int64_t n_tok, int64_t n, Qua
     for (int64_t b = 0; b < a->nb; ++b) {
       const int64_t lo = b * kActBlock, hi = std::min<int64_t>(n, lo + kActBlock);
       float amax = 0;
-      for (int64_t i = lo; i < hi; ++i) amax = std::max(amax, std::fabs(row[i]));
-      const float d = amax / 127.0f;
+      bool nan = false;
+      for (int64_t i = lo; i < hi; ++i) {
+        amax = std::max(amax, std::fabs(row[i]));
+        nan |= std::isnan(row[i]);
+      }
+      const float d = ActScale(amax / 127.0f, nan);
       const float id = d > 0 ? 1.0f / d : 0.0f;
       int32_t sum = 0;
       for (int64_t i = 0; i < kActBlock; ++i) {
-        const int v = lo + i < hi ? static_cast<int>(std::lrintf(row[lo + i] * id)) : 0;
+        const int v = lo + i < hi ? ActCode(row[lo + i] * id, 127.0f) : 0;
         q[lo + i] = static_cast<int8_t>(v);
         sum += v;
       }
