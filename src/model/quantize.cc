@@ -34,8 +34,8 @@ Result<Scheme> ParseScheme(const std::string& name) {
     s.matrix_format = "w8c";
   } else if (name.rfind("w4a8-", 0) == 0) {
     s.matrix_format = "w4" + name.substr(5);  // w4a8-g32 -> w4g32, w4a8-g128a -> w4g128a
-  } else if (name.rfind("fp4-", 0) == 0) {
-    s.matrix_format = "fp4e0m4" + name.substr(3);  // fp4-g32 -> fp4e0m4-g32 (weight-only)
+  } else if (name.rfind("w4e0m4-", 0) == 0) {
+    s.matrix_format = "e0m4" + name.substr(7);  // w4e0m4-g32 -> e0m4g32 (weight-only, float activations)
   } else if (name.rfind("mixed-", 0) == 0) {
     char* end = nullptr;
     s.mixed_bpw = std::strtod(name.c_str() + 6, &end);
@@ -45,7 +45,7 @@ Result<Scheme> ParseScheme(const std::string& name) {
     s.matrix_format = "w4g32";
   } else {
     return InvalidArgument("unknown scheme '" + name + "' (w8a8, w4a8-g32, w4a8-g64, w4a8-g128, w4a8-g32a, "
-                           "w4a8-g128a, fp4-g32, mixed-B e.g. mixed-4.5)");
+                           "w4a8-g128a, w4e0m4-g32, w4e0m4-g64, w4e0m4-g128, mixed-B e.g. mixed-4.5)");
   }
   ASSIGN_OR_RETURN(GgmlType t, TypeByName(s.matrix_format));
   (void)t;
