@@ -42,6 +42,8 @@ struct QuantizeReport {
   double bpw = 0;        // all matrices, counting scales
   uint64_t file_bytes = 0;
   std::string plan;      // human-readable summary of choices
+  int32_t gptq_matrices = 0;        // matrices quantized with GPTQ
+  int32_t gptq_factorizations = 0;  // inverse-Hessian factorizations (one per shared input)
 };
 
 // Quantizes a model's matrices in memory with a fixed scheme (no outlier transform, no
