@@ -83,7 +83,8 @@ TEST_P(GptqTypes, LowersHessianLossBelowRoundToNearest) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Eq, GptqTypes,
-                         ::testing::Values(EqType::kW8C, EqType::kW4G32, EqType::kW4G128, EqType::kW4G128A));
+                         ::testing::Values(EqType::kW8C, EqType::kW4G32, EqType::kW4G128, EqType::kW4G128A,
+                                           EqType::kE0M4G32));
 
 TEST(Gptq, SetRowElementReproducesRoundToNearestCodes) {
   for (EqType et : {EqType::kW8C, EqType::kW4G32, EqType::kW4G128, EqType::kW4G64A}) {
@@ -109,6 +110,37 @@ TEST(Gptq, BadHessianIsAClearError) {
   std::vector<uint8_t> q(rows * RowBytes(static_cast<GgmlType>(EqType::kW4G32), n).value());
   auto r = GptqQuantize(w.data(), rows, n, h, static_cast<GgmlType>(EqType::kW4G32), GptqOptions{}, q.data(), nullptr);
   EXPECT_FALSE(r.ok());
+}
+
+// One factorization per input serves every matrix that reads it (q/k/v, gate/up): the
+// codes are byte for byte those of factorizing for each matrix.
+TEST(Gptq, SharedFactorGivesTheSameCodesAsOnePerMatrix) {
+  const int64_t n = 172;
+  auto h = CorrelatedHessian(n, 300, 5);
+  for (bool act_order : {false, true}) {
+    GptqOptions o;
+    o.act_order = act_order;
+    auto f = GptqFactorize(h, n, o);
+    ASSERT_TRUE(f.ok()) << f.status().message();
+    const std::pair<GgmlType, int64_t> mats[] = {{static_cast<GgmlType>(EqType::kW4G32), 24},
+                                                 {static_cast<GgmlType>(EqType::kW4G128A), 8},
+                                                 {static_cast<GgmlType>(EqType::kW8C), 16},
+                                                 {static_cast<GgmlType>(EqType::kE0M4G32), 8}};
+    uint32_t seed = 1;
+    for (auto [t, rows] : mats) {
+      auto w = RandomWeights(rows, n, seed++);
+      const uint64_t rb = RowBytes(t, n).value();
+      std::vector<uint8_t> a(rows * rb), b(rows * rb);
+      auto la = GptqQuantize(w.data(), rows, n, h, t, o, a.data(), nullptr);
+      auto lb = GptqQuantizeFactored(w.data(), rows, n, h, *f, t, b.data(), nullptr);
+      ASSERT_TRUE(la.ok() && lb.ok());
+      EXPECT_EQ(a, b) << TypeName(t) << " act_order=" << act_order;
+      EXPECT_EQ(*la, *lb);
+    }
+  }
+  auto bad = GptqQuantizeFactored(nullptr, 1, n + 1, h, GptqFactor{}, static_cast<GgmlType>(EqType::kW4G32), nullptr,
+                                  nullptr);
+  EXPECT_FALSE(bad.ok());
 }
 
 }  // namespace

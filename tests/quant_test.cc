@@ -7,9 +7,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
+#include "core/fp16.h"
 #include "format/eq_types.h"
 #include "format/tensor_types.h"
 #include "kernels/kernels.h"
@@ -66,7 +68,7 @@ TEST(EqFormats, ErrorStatisticsArePinned) {
     double expect;
   } cases[] = {
       {EqType::kW8C, 0.00778},   {EqType::kW4G32, 0.08119},  {EqType::kW4G64, 0.09055}, {EqType::kW4G128, 0.09825},
-      {EqType::kW4G32A, 0.07135}, {EqType::kW4G128A, 0.09095}, {EqType::kFp4G32, 0.15772},
+      {EqType::kW4G32A, 0.07135}, {EqType::kW4G128A, 0.09095}, {EqType::kE0M4G32, 0.07135}, {EqType::kE0M4G128, 0.09095},
   };
   for (auto& c : cases) {
     const double e = RelRmse(static_cast<GgmlType>(c.t), x, 1024);
@@ -78,13 +80,42 @@ TEST(EqFormats, ErrorStatisticsArePinned) {
 
 TEST(EqFormats, OddRowLengthsRoundTrip) {
   for (EqType t : {EqType::kW8C, EqType::kW4G32, EqType::kW4G64, EqType::kW4G128, EqType::kW4G32A,
-                   EqType::kW4G128A, EqType::kFp4G32}) {
+                   EqType::kW4G128A, EqType::kE0M4G32, EqType::kE0M4G64, EqType::kE0M4G128}) {
     for (int64_t n : {1, 3, 17, 31, 33, 172, 1023}) {
       auto x = Gaussian(n, 7 + n);
       const double e = RelRmse(static_cast<GgmlType>(t), x, n);
       EXPECT_LT(e, t == EqType::kW8C ? 0.02 : 0.2) << GetEqTypeTraits(static_cast<uint32_t>(t))->name << " n=" << n;
     }
   }
+}
+
+// E0M4: a code's fp16 bits are 0x3C00 | c << 6, the number 1 + c/16; the row dequantizer
+// (fp32 bits 0x3F800000 | c << 19) equals the arithmetic reference bit for bit, and the
+// grid is uniform, so the error equals asymmetric int4's at the same group size.
+TEST(EqFormats, E0m4BitConversionIsTheSpecification) {
+  for (uint32_t c = 0; c < 16; ++c) {
+    EXPECT_EQ(Fp16ToFp32(E0m4ToFp16Bits(c)), 1.0f + c / 16.0f) << c;
+    float f;
+    const uint32_t u = E0m4ToFp32Bits(c);
+    std::memcpy(&f, &u, 4);
+    EXPECT_EQ(f, 1.0f + c / 16.0f) << c;
+  }
+  const std::pair<EqType, EqType> pairs[] = {{EqType::kE0M4G32, EqType::kW4G32A}, {EqType::kE0M4G128, EqType::kW4G128A}};
+  for (auto [t, ti] : pairs) {
+    for (int64_t n : {32, 172, 1024}) {
+      const auto x = Gaussian(n, 3 + n);
+      std::vector<uint8_t> q(*EqRowBytes(t, n));
+      ASSERT_TRUE(QuantizeRowEq(t, x.data(), q.data(), n, nullptr).ok());
+      std::vector<float> fast(n), ref(n);
+      ASSERT_TRUE(DequantizeRowEq(t, q.data(), fast.data(), n).ok());
+      ASSERT_TRUE(DequantizeRowE0m4Reference(t, q.data(), ref.data(), n).ok());
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(fast[i], ref[i]) << i;
+    }
+    const auto x = Gaussian(64 * 1024, 1);
+    const double e = RelRmse(static_cast<GgmlType>(t), x, 1024), ei = RelRmse(static_cast<GgmlType>(ti), x, 1024);
+    EXPECT_NEAR(e, ei, 0.01 * ei) << GetEqTypeTraits(static_cast<uint32_t>(t))->name;
+  }
+  EXPECT_FALSE(DequantizeRowE0m4Reference(EqType::kW4G32, nullptr, nullptr, 1).ok());
 }
 
 std::vector<const KernelTable*> Tiers() {

@@ -48,7 +48,7 @@ TEST(Quantize, W8A8KeepsGreedyTextCloseToFp32) {
 }
 
 TEST(Quantize, EverySchemeAndOutlierMethodRuns) {
-  for (const char* scheme : {"w4a8-g32", "w4a8-g128", "w4a8-g64a", "fp4-g32"}) {
+  for (const char* scheme : {"w4a8-g32", "w4a8-g128", "w4a8-g64a", "w4e0m4-g32"}) {
     for (const char* outliers : {"none", "smooth", "rotate"}) {
       const std::string out = test::TempDir() + "/q_" + scheme + "_" + outliers + ".gguf";
       auto q = RunEdgeq(std::string("quantize ") + M() + " " + out + " --scheme " + scheme + " --outliers " + outliers +

@@ -90,7 +90,7 @@ Command RegisterQuantize(CLI::App& root) {
   app->add_option("IN", f->in, "input model (GGUF, llama2.c .bin with -z, HF directory)");
   app->add_option("OUT", f->out, "output GGUF path");
   AddModelFlags(app, &f->model, true);
-  app->add_option("--scheme", f->scheme, "w8a8, w4a8-g32, w4a8-g64, w4a8-g128, w4a8-g32a, w4a8-g128a, fp4-g32, mixed-B");
+  app->add_option("--scheme", f->scheme, "w8a8, w4a8-g32, w4a8-g64, w4a8-g128, w4a8-g32a, w4a8-g128a, w4e0m4-g32, w4e0m4-g128, mixed-B");
   app->add_option("--bpw", f->bpw, "mixed precision at this average bits per weight (same as --scheme mixed-B)");
   app->add_option("--outliers", f->outliers, "outlier handling: none, smooth (needs --calib), rotate");
   app->add_option("--calib", f->calib, "calibration text file (disjoint from evaluation text)");

@@ -17,13 +17,24 @@ constexpr EqTypeTraits kEqTraits[] = {
     {EqType::kW4G32A, "w4g32a", 32, 4 + 16, true, true},
     {EqType::kW4G64A, "w4g64a", 64, 4 + 32, true, true},
     {EqType::kW4G128A, "w4g128a", 128, 4 + 64, true, true},
-    {EqType::kFp4G32, "fp4e0m4-g32", 32, 2 + 16, false, false},
+    // E0M4: the asymmetric block layout (fp16 s, fp16 m, nibbles); weight-only path.
+    {EqType::kE0M4G32, "e0m4g32", 32, 4 + 16, true, false},
+    {EqType::kE0M4G64, "e0m4g64", 64, 4 + 32, true, false},
+    {EqType::kE0M4G128, "e0m4g128", 128, 4 + 64, true, false},
 };
 
-// 4-bit float code book (sign + 3-bit magnitude on a power-of-two-ish grid), the
-// non-uniform 4-bit grid of Transformer-Lite's FP4 weight path, normalized to max 1.
-constexpr float kFp4Values[16] = {0.0f, 0.0625f, 0.125f, 0.1875f, 0.25f, 0.375f, 0.5f, 1.0f,
-                                  -0.0f, -0.0625f, -0.125f, -0.1875f, -0.25f, -0.375f, -0.5f, -1.0f};
+inline float BitsToFloat(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// E0M4 code nearest to x under block scale s and minimum m: values (1 + c/16) s + (m - s).
+int NearestE0m4Code(float x, float s, float m) {
+  if (!(s > 0)) return 0;
+  const float step = s * (1.0f / 16.0f);
+  return std::clamp(static_cast<int>(std::lround((x - m) / step)), 0, 15);
+}
 
 const EqTypeTraits& T(EqType t) { return *GetEqTypeTraits(static_cast<uint32_t>(t)); }
 
@@ -124,30 +135,23 @@ void QuantAsymBlock(const float* x, const float* w, int g, int n_valid, uint8_t*
   }
 }
 
-// The code whose value (times the block scale d) is nearest to v; the first on ties.
-int NearestFp4Code(float v, float d) {
-  int best = 0;
-  float be = 1e30f;
-  for (int c = 0; c < 16; ++c) {
-    const float e = std::fabs(v - kFp4Values[c] * d);
-    if (e < be) {
-      be = e;
-      best = c;
-    }
-  }
-  return best;
-}
-
-void QuantFp4Block(const float* x, int g, int n_valid, uint8_t* out) {
+// E0M4 block: the least-squares min/max search of the asymmetric int4 quantizer (the
+// 16 E0M4 values of a block are evenly spaced too: s/16 apart from m), then the scale
+// stored as s = 16 * step and the codes rounded again under the stored s and m.
+void QuantE0m4Block(const float* x, const float* w, int g, int n_valid, uint8_t* out) {
+  QuantAsymBlock(x, w, g, n_valid, out);
+  uint16_t dh, mh;
+  std::memcpy(&dh, out, 2);
+  std::memcpy(&mh, out + 2, 2);
+  const uint16_t sh = Fp32ToFp16(16.0f * Fp16ToFp32(dh));
+  std::memcpy(out, &sh, 2);
+  const float s = Fp16ToFp32(sh), m = Fp16ToFp32(mh);
   float tmp[128] = {0};
   std::memcpy(tmp, x, sizeof(float) * n_valid);
-  float amax = 0;
-  for (int i = 0; i < g; ++i) amax = std::max(amax, std::fabs(tmp[i]));
-  const uint16_t dh = Fp32ToFp16(amax);
-  const float d = Fp16ToFp32(dh);
-  std::memcpy(out, &dh, 2);
-  for (int j = 0; j < g / 2; ++j)
-    out[2 + j] = static_cast<uint8_t>(NearestFp4Code(tmp[j], d) | (NearestFp4Code(tmp[j + g / 2], d) << 4));
+  uint8_t* qs = out + 4;
+  for (int j = 0; j < g / 2; ++j) {
+    qs[j] = static_cast<uint8_t>(NearestE0m4Code(tmp[j], s, m) | (NearestE0m4Code(tmp[j + g / 2], s, m) << 4));
+  }
 }
 
 }  // namespace
@@ -186,7 +190,7 @@ Status QuantizeRowEq(EqType t, const float* src, void* dst, int64_t n, const flo
     const float* x = src + b * g;
     const float* w = importance ? importance + b * g : nullptr;
     uint8_t* o = out + b * tr->block_bytes;
-    if (t == EqType::kFp4G32) QuantFp4Block(x, g, valid, o);
+    if (IsE0m4(t)) QuantE0m4Block(x, valid == g ? w : nullptr, g, valid, o);
     else if (tr->asymmetric) QuantAsymBlock(x, valid == g ? w : nullptr, g, valid, o);
     else QuantSymBlock(x, valid == g ? w : nullptr, g, valid, o);
   }
@@ -212,9 +216,9 @@ float SetRowElementEq(EqType t, void* row, int64_t index, float x) {
   const float d = Fp16ToFp32(dh), m = Fp16ToFp32(mh);
   int code;
   float value;
-  if (t == EqType::kFp4G32) {
-    code = NearestFp4Code(x, d);
-    value = kFp4Values[code] * d;
+  if (IsE0m4(t)) {
+    code = NearestE0m4Code(x, d, m);
+    value = BitsToFloat(E0m4ToFp32Bits(code)) * d + (m - d);
   } else if (tr->asymmetric) {
     code = d > 0 ? std::clamp(static_cast<int>(std::lround((x - m) * (1.0f / d))), 0, 15) : 0;
     value = code * d + m;
@@ -250,9 +254,11 @@ Status DequantizeRowEq(EqType t, const void* src, float* dst, int64_t n) {
     const uint8_t* qs = blk + (tr->asymmetric ? 4 : 2);
     for (int j = 0; j < g / 2; ++j) {
       const int q0 = qs[j] & 0x0F, q1 = qs[j] >> 4;
-      if (t == EqType::kFp4G32) {
-        block[j] = kFp4Values[q0] * d;
-        block[j + g / 2] = kFp4Values[q1] * d;
+      if (IsE0m4(t)) {
+        // The E0M4 bit conversion (eq_types.h): code -> float in [1, 2) by shift + or.
+        const float b = m - d;
+        block[j] = BitsToFloat(E0m4ToFp32Bits(q0)) * d + b;
+        block[j + g / 2] = BitsToFloat(E0m4ToFp32Bits(q1)) * d + b;
       } else if (tr->asymmetric) {
         block[j] = q0 * d + m;
         block[j + g / 2] = q1 * d + m;
@@ -263,6 +269,24 @@ Status DequantizeRowEq(EqType t, const void* src, float* dst, int64_t n) {
     }
     const int valid = static_cast<int>(std::min<int64_t>(g, n - b * g));
     std::memcpy(dst + b * g, block, sizeof(float) * valid);
+  }
+  return Status::Ok();
+}
+
+Status DequantizeRowE0m4Reference(EqType t, const void* src, float* dst, int64_t n) {
+  if (!IsE0m4(t)) return InvalidArgument("not an E0M4 type");
+  const EqTypeTraits* tr = GetEqTypeTraits(static_cast<uint32_t>(t));
+  const uint8_t* in = static_cast<const uint8_t*>(src);
+  const int g = tr->group;
+  for (int64_t i = 0; i < n; ++i) {
+    const uint8_t* blk = in + (i / g) * tr->block_bytes;
+    const int j = static_cast<int>(i % g);
+    uint16_t sh, mh;
+    std::memcpy(&sh, blk, 2);
+    std::memcpy(&mh, blk + 2, 2);
+    const float s = Fp16ToFp32(sh), m = Fp16ToFp32(mh);
+    const int c = j < g / 2 ? (blk[4 + j] & 0x0F) : (blk[4 + j - g / 2] >> 4);
+    dst[i] = (1.0f + static_cast<float>(c) / 16.0f) * s + (m - s);
   }
   return Status::Ok();
 }

@@ -216,6 +216,10 @@ Result<std::unique_ptr<GgufFile>> GgufFile::Parse(const uint8_t* data, size_t si
     }
     uint32_t type_id = 0;
     RETURN_IF_ERROR(r.Read(&type_id, "tensor type"));
+    if (type_id == 107) {
+      return DataLoss(where() + " has type 107, edgeq's retired 4-bit code book 'fp4e0m4-g32' (not E0M4): "
+                      "quantize the model again (docs/formats.md)");
+    }
     if (!IsKnownType(type_id)) return DataLoss(where() + " has unknown type " + std::to_string(type_id));
     t.type = static_cast<GgmlType>(type_id);
     RETURN_IF_ERROR(r.Read(&t.offset, "tensor data offset"));

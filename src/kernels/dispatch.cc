@@ -18,6 +18,8 @@ void F16ToF32(const uint16_t* src, float* dst, int64_t n);
 void SwiGluF32(float* gate, const float* up, int64_t n);
 float ExpSumF32(float* x, int64_t n, float sub);
 void QuantizeAct(const float* x, int64_t x_stride, int64_t n_tok, int64_t n, QuantAct* a);
+void NormQuantAct(const float* x, const float* w, float scale, float* out, int64_t n, QuantAct* a, int64_t t);
+void SwiGluQuantAct(float* gate, const float* up, int64_t n, QuantAct* a, int64_t t);
 void GemmEq(EqType type, const uint8_t* w, uint64_t row_bytes, int64_t r0, int64_t r1, int64_t cols,
             const QuantAct& a, int64_t n_tok, float* y, int64_t y_stride);
 void GemmEqPacked(EqType t, const uint8_t* packed, int64_t rows, int64_t cols, int64_t g0, int64_t g1,
@@ -51,6 +53,8 @@ KernelTable Generic() {
   t.swiglu_f32 = generic::SwiGluF32;
   t.exp_sum_f32 = generic::ExpSumF32;
   t.quantize_act = generic::QuantizeAct;
+  t.norm_quant_act = generic::NormQuantAct;
+  t.swiglu_quant_act = generic::SwiGluQuantAct;
   t.gemm_eq = generic::GemmEq;
   t.gemm_eq_packed = generic::GemmEqPacked;
   t.pack_eq = generic::PackEqRows8;
@@ -75,6 +79,8 @@ bool MakeTier(const std::string& tier, KernelTable* out) {
     out->swiglu_f32 = avx2::SwiGluF32;
     out->exp_sum_f32 = avx2::ExpSumF32;
     out->quantize_act = avx2::QuantizeAct;
+    out->norm_quant_act = avx2::NormQuantAct;
+    out->swiglu_quant_act = avx2::SwiGluQuantAct;
     out->gemm_eq = avx2::GemmEq;
     out->gemm_eq_packed = avx2::GemmEqPacked;
     out->pack_eq = avx2::PackEqX86;

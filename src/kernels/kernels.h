@@ -26,6 +26,13 @@ struct KernelTable {
   // Dynamic activation quantization and the integer W4/W8 x A8 matrix kernel.
   QuantizeActFn quantize_act = nullptr;
   GemmEqFn gemm_eq = nullptr;
+  // Fused producers of an integer matmul's input, one pass over the row: they write the
+  // fp32 values and quantize them into token row t of `a` (MakeQuantAct over the same
+  // n_tok and n), with exactly the codes and scales quantize_act gives for those values.
+  //   norm:   out[i] = w[i] * (scale * x[i])        (RMSNorm, scale already computed)
+  //   swiglu: gate[i] = silu(gate[i]) * up[i]       (exactly as swiglu_f32)
+  NormQuantActFn norm_quant_act = nullptr;
+  SwiGluQuantActFn swiglu_quant_act = nullptr;
   // The same product over weights repacked at load into this tier's layout (pack_eq,
   // packed_eq_bytes; kernels/packed.h): the fast path. Row groups of pack_rows rows.
   GemmEqPackedFn gemm_eq_packed = nullptr;
@@ -49,6 +56,10 @@ void F16ToF32(const uint16_t* src, float* dst, int64_t n);
 void SwiGluF32(float* gate, const float* up, int64_t n);
 float ExpSumF32(float* x, int64_t n, float sub);
 void QuantizeAct(const float* x, int64_t x_stride, int64_t n_tok, int64_t n, QuantAct* a);
+// Block b of token row t of `a` from v[0..valid) (the rest zero): the reference rounding.
+void QuantizeActBlock(const float* v, int64_t valid, QuantAct* a, int64_t t, int64_t b);
+void NormQuantAct(const float* x, const float* w, float scale, float* out, int64_t n, QuantAct* a, int64_t t);
+void SwiGluQuantAct(float* gate, const float* up, int64_t n, QuantAct* a, int64_t t);
 void GemmEq(EqType type, const uint8_t* w, uint64_t row_bytes, int64_t r0, int64_t r1, int64_t cols,
             const QuantAct& a, int64_t n_tok, float* y, int64_t y_stride);
 // The generic rows8 layout (kernels/packed.h) as table entries.

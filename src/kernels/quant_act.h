@@ -64,5 +64,9 @@ using GemmEqFn = void (*)(EqType t, const uint8_t* w, uint64_t row_bytes, int64_
                           const QuantAct& a, int64_t n_tok, float* y, int64_t y_stride);
 // Activation quantizer: rows of x ([n_tok][x_stride], n used) into a.
 using QuantizeActFn = void (*)(const float* x, int64_t x_stride, int64_t n_tok, int64_t n, QuantAct* a);
+// Fused producers (KernelTable::norm_quant_act / swiglu_quant_act).
+using NormQuantActFn = void (*)(const float* x, const float* w, float scale, float* out, int64_t n, QuantAct* a,
+                                int64_t t);
+using SwiGluQuantActFn = void (*)(float* gate, const float* up, int64_t n, QuantAct* a, int64_t t);
 
 }  // namespace edgeq

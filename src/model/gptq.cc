@@ -1,6 +1,7 @@
 #include "model/gptq.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <numeric>
 
@@ -90,15 +91,11 @@ Result<double> HessianLoss(const float* w, int64_t rows, int64_t n, const std::v
   return den > 0 ? num / den : 0.0;
 }
 
-Result<double> GptqQuantize(const float* w, int64_t rows, int64_t n, const std::vector<double>& h_in, GgmlType type,
-                            const GptqOptions& opts, uint8_t* out, ThreadPool* pool) {
-  if (!IsEqType(type)) return InvalidArgument(std::string("GPTQ writes edgeq formats only, not ") + TypeName(type));
+Result<GptqFactor> GptqFactorize(const std::vector<double>& h_in, int64_t n, const GptqOptions& opts) {
   if (static_cast<int64_t>(h_in.size()) != n * n) return InvalidArgument("Hessian size does not match the matrix");
-  const EqType et = static_cast<EqType>(type);
-  const EqTypeTraits* tr = GetEqTypeTraits(static_cast<uint32_t>(type));
-  const int64_t g = tr->group;  // 0: one scale per row (w8c), fixed before the first column
-  ASSIGN_OR_RETURN(uint64_t rb, RowBytes(type, n));
-
+  GptqFactor f;
+  f.n = n;
+  f.act_order = opts.act_order;
   // Symmetric copy; channels never seen (H_ii = 0) are quantized as they are, with no
   // error feedback (their weights never meet a nonzero input).
   std::vector<double> h(static_cast<size_t>(n * n));
@@ -109,30 +106,43 @@ Result<double> GptqQuantize(const float* w, int64_t rows, int64_t n, const std::
   for (int64_t i = 0; i < n; ++i) mean_diag += h[i * n + i];
   mean_diag /= n;
   if (!(mean_diag > 0)) mean_diag = 1;
-  std::vector<int64_t> perm(n);
-  std::iota(perm.begin(), perm.end(), 0);
+  f.perm.resize(n);
+  std::iota(f.perm.begin(), f.perm.end(), 0);
   if (opts.act_order) {
-    std::stable_sort(perm.begin(), perm.end(), [&](int64_t a, int64_t b) { return h[a * n + a] > h[b * n + b]; });
+    std::stable_sort(f.perm.begin(), f.perm.end(), [&](int64_t a, int64_t b) { return h[a * n + a] > h[b * n + b]; });
   }
   // Permuted, damped Hessian.
   std::vector<double> hp(static_cast<size_t>(n * n));
   for (int64_t i = 0; i < n; ++i) {
-    for (int64_t j = 0; j < n; ++j) hp[i * n + j] = h[perm[i] * n + perm[j]];
+    for (int64_t j = 0; j < n; ++j) hp[i * n + j] = h[f.perm[i] * n + f.perm[j]];
     if (hp[i * n + i] == 0) hp[i * n + i] = mean_diag;
     hp[i * n + i] += opts.damp * mean_diag;
   }
-  std::vector<double> u;
-  double damp = opts.damp;
-  while (!InverseUpperFactor(hp, n, &u)) {  // numerically indefinite: more damping
+  double damp = opts.damp, total = opts.damp;
+  while (!InverseUpperFactor(hp, n, &f.u)) {  // numerically indefinite: more damping
     if (damp > 10) return Internal("GPTQ: the calibration Hessian is not positive definite");
     for (int64_t i = 0; i < n; ++i) hp[i * n + i] += damp * mean_diag;
+    total += damp;
     damp *= 2;
   }
-  const bool static_groups = opts.act_order || g == 0;
-  std::vector<float> imp(n);
-  for (int64_t i = 0; i < n; ++i) imp[i] = static_cast<float>(h[i * n + i] + opts.damp * mean_diag);
+  f.damp_used = total;
+  f.imp.resize(n);
+  for (int64_t i = 0; i < n; ++i) f.imp[i] = static_cast<float>(h[i * n + i] + opts.damp * mean_diag);
+  return f;
+}
 
-  Status status;
+Result<double> GptqQuantizeFactored(const float* w, int64_t rows, int64_t n, const std::vector<double>& h_in,
+                                    const GptqFactor& f, GgmlType type, uint8_t* out, ThreadPool* pool) {
+  if (!IsEqType(type)) return InvalidArgument(std::string("GPTQ writes edgeq formats only, not ") + TypeName(type));
+  if (f.n != n || static_cast<int64_t>(f.u.size()) != n * n) return InvalidArgument("GPTQ factor does not match the matrix");
+  const EqType et = static_cast<EqType>(type);
+  const EqTypeTraits* tr = GetEqTypeTraits(static_cast<uint32_t>(type));
+  const int64_t g = tr->group;  // 0: one scale per row (w8c), fixed before the first column
+  ASSIGN_OR_RETURN(uint64_t rb, RowBytes(type, n));
+  const std::vector<int64_t>& perm = f.perm;
+  const std::vector<double>& u = f.u;
+  const bool static_groups = f.act_order || g == 0;
+
   std::atomic<bool> failed{false};
   auto body = [&](int, int64_t r0, int64_t r1) {
     std::vector<double> row(n);  // permuted order, updated as columns are quantized
@@ -140,7 +150,7 @@ Result<double> GptqQuantize(const float* w, int64_t rows, int64_t n, const std::
     for (int64_t r = r0; r < r1; ++r) {
       uint8_t* dst = out + r * rb;
       const float* src = w + r * n;
-      if (static_groups && !QuantizeRowEq(et, src, dst, n, g == 0 ? nullptr : imp.data()).ok()) failed = true;
+      if (static_groups && !QuantizeRowEq(et, src, dst, n, g == 0 ? nullptr : f.imp.data()).ok()) failed = true;
       for (int64_t k = 0; k < n; ++k) row[k] = src[perm[k]];
       for (int64_t k = 0; k < n; ++k) {
         const int64_t c = perm[k];
@@ -148,7 +158,7 @@ Result<double> GptqQuantize(const float* w, int64_t rows, int64_t n, const std::
           // Group scale from the error-updated weights of this group (identity order).
           const int64_t valid = std::min<int64_t>(g, n - c);
           for (int64_t j = 0; j < valid; ++j) tmp[j] = static_cast<float>(row[k + j]);
-          if (!QuantizeRowEq(et, tmp.data(), dst + (c / g) * tr->block_bytes, valid, imp.data() + c).ok()) failed = true;
+          if (!QuantizeRowEq(et, tmp.data(), dst + (c / g) * tr->block_bytes, valid, f.imp.data() + c).ok()) failed = true;
         }
         const float q = SetRowElementEq(et, dst, c, static_cast<float>(row[k]));
         const double err = (row[k] - q) / u[k * n + k];
@@ -160,8 +170,14 @@ Result<double> GptqQuantize(const float* w, int64_t rows, int64_t n, const std::
   if (pool != nullptr) pool->ParallelFor(rows, 8, body);
   else body(0, 0, rows);
   if (failed) return Internal("GPTQ: quantizing a row failed");
-  (void)status;
   return HessianLoss(w, rows, n, h_in, type, out);
+}
+
+Result<double> GptqQuantize(const float* w, int64_t rows, int64_t n, const std::vector<double>& h_in, GgmlType type,
+                            const GptqOptions& opts, uint8_t* out, ThreadPool* pool) {
+  if (!IsEqType(type)) return InvalidArgument(std::string("GPTQ writes edgeq formats only, not ") + TypeName(type));
+  ASSIGN_OR_RETURN(GptqFactor f, GptqFactorize(h_in, n, opts));
+  return GptqQuantizeFactored(w, rows, n, h_in, f, type, out, pool);
 }
 
 }  // namespace edgeq

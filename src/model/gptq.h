@@ -22,8 +22,26 @@ struct GptqOptions {
                            // from the original weights: "static groups")
 };
 
-// w: [rows][n] fp32; h: [n][n] (only the upper triangle is read); out: rows x RowBytes(type, n).
+// What GPTQ needs from one input's Hessian, independent of the matrix: the column order,
+// the upper Cholesky factor of the damped inverse Hessian (the O(n^3) part) and the
+// per-channel importance for group scales. Matrices that share an input (q/k/v, gate/up)
+// share one factor: computed once per input, not once per matrix.
+struct GptqFactor {
+  int64_t n = 0;
+  std::vector<int64_t> perm;  // quantization order of the input channels
+  std::vector<double> u;      // [n][n] upper factor of (permuted, damped H)^-1
+  std::vector<float> imp;     // H_ii + damping, identity order
+  bool act_order = false;
+  double damp_used = 0;       // damping actually applied (raised if H was indefinite)
+};
+Result<GptqFactor> GptqFactorize(const std::vector<double>& h, int64_t n, const GptqOptions& opts);
+
+// w: [rows][n] fp32; out: rows x RowBytes(type, n); f from GptqFactorize of the input's H.
 // Returns the error-weighted proxy loss tr((W-Q) H (W-Q)^T) / tr(W H W^T) of the result.
+Result<double> GptqQuantizeFactored(const float* w, int64_t rows, int64_t n, const std::vector<double>& h,
+                                    const GptqFactor& f, GgmlType type, uint8_t* out, ThreadPool* pool);
+
+// Both steps for one matrix (h: [n][n], only the upper triangle is read).
 Result<double> GptqQuantize(const float* w, int64_t rows, int64_t n, const std::vector<double>& h, GgmlType type,
                             const GptqOptions& opts, uint8_t* out, ThreadPool* pool);
 

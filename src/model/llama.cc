@@ -264,11 +264,20 @@ void LlamaGraph::ForwardChunk(int32_t n, float* logits) {
 
   for (int32_t l = 0; l < c.n_layers; ++l) {
     const LayerWeights& lw = w.layers[l];
-    ForTokens(n, [&](int32_t t) { RmsNorm(x_ + t * D, lw.attn_norm, xb_ + t * D, D, c.rms_eps); });
+    const MatMulOut qkv[3] = {{&lw.wq, q_, q_dim}, {&lw.wk, k_, kv_dim}, {&lw.wv, v_, kv_dim}};
+    // Fused activation quantization (ops.h RmsNormQuant / SwiGluQuant) where the next
+    // matmul takes int8 input and nothing (a rotation) comes between.
+    const bool fuse_qkv = fuse_ && !c.rotate_inputs && MatMulQuantizesInput(qkv, 3, n, mm_);
+    QuantAct qa = MakeQuantAct(mm_.act, n, D);
+    ForTokens(n, [&](int32_t t) {
+      if (fuse_qkv) RmsNormQuant(x_ + t * D, lw.attn_norm, xb_ + t * D, D, c.rms_eps, &qa, t);
+      else RmsNorm(x_ + t * D, lw.attn_norm, xb_ + t * D, D, c.rms_eps);
+    });
     if (observer_) observer_->Observe(l, "attn_in", xb_, n, D);
     if (c.rotate_inputs) RotateRows(xb_, n, D);
-    const MatMulOut qkv[3] = {{&lw.wq, q_, q_dim}, {&lw.wk, k_, kv_dim}, {&lw.wv, v_, kv_dim}};
+    mm_.act_ready = fuse_qkv;
     MatMulMulti(qkv, 3, xb_, D, n, mm_, pool_);
+    mm_.act_ready = false;
     for (int32_t t = 0; t < n; ++t) {
       const int32_t pos = batch_[t].pos;
       float* kc = KCache(l, batch_[t].seq);
@@ -295,20 +304,32 @@ void LlamaGraph::ForwardChunk(int32_t n, float* logits) {
     if (observer_) observer_->Observe(l, "attn_out", attn_out_, n, q_dim);
     if (c.rotate_inputs) RotateRows(attn_out_, n, q_dim);
     MatMul(lw.wo, attn_out_, q_dim, n, xb_, D, mm_, pool_);
+    const MatMulOut gate_up[2] = {{&lw.w_gate, hb_, H}, {&lw.w_up, hb2_, H}};
+    const bool fuse_ffn = fuse_ && !c.rotate_inputs && MatMulQuantizesInput(gate_up, 2, n, mm_);
     ForTokens(n, [&](int32_t t) {  // residual, then the FFN's norm, in one pass per token
       float* xt = x_ + t * D;
       float* bt = xb_ + t * D;
       for (int64_t i = 0; i < D; ++i) xt[i] += bt[i];
-      RmsNorm(xt, lw.ffn_norm, bt, D, c.rms_eps);
+      if (fuse_ffn) RmsNormQuant(xt, lw.ffn_norm, bt, D, c.rms_eps, &qa, t);
+      else RmsNorm(xt, lw.ffn_norm, bt, D, c.rms_eps);
     });
     if (observer_) observer_->Observe(l, "ffn_in", xb_, n, D);
     if (c.rotate_inputs) RotateRows(xb_, n, D);
-    const MatMulOut gate_up[2] = {{&lw.w_gate, hb_, H}, {&lw.w_up, hb2_, H}};
+    mm_.act_ready = fuse_ffn;
     MatMulMulti(gate_up, 2, xb_, D, n, mm_, pool_);
-    ForTokens(n, [&](int32_t t) { SwiGlu(hb_ + t * H, hb2_ + t * H, H); });
+    mm_.act_ready = false;
+    const MatMulOut down{&lw.w_down, xb_, D};
+    const bool fuse_down = fuse_ && !c.rotate_inputs && MatMulQuantizesInput(&down, 1, n, mm_);
+    QuantAct ha = MakeQuantAct(mm_.act, n, H);
+    ForTokens(n, [&](int32_t t) {
+      if (fuse_down) SwiGluQuant(hb_ + t * H, hb2_ + t * H, H, &ha, t);
+      else SwiGlu(hb_ + t * H, hb2_ + t * H, H);
+    });
     if (observer_) observer_->Observe(l, "ffn_mid", hb_, n, H);
     if (c.rotate_inputs) RotateRows(hb_, n, H);
+    mm_.act_ready = fuse_down;
     MatMul(lw.w_down, hb_, H, n, xb_, D, mm_, pool_);
+    mm_.act_ready = false;
     ForTokens(n, [&](int32_t t) {
       for (int64_t i = t * D; i < (t + 1) * D; ++i) x_[i] += xb_[i];
     });
@@ -318,12 +339,22 @@ void LlamaGraph::ForwardChunk(int32_t n, float* logits) {
   if (logits == nullptr) return;
   // Normalize the rows that want logits into consecutive rows of xb_.
   int32_t count = 0;
-  for (int32_t t = 0; t < n; ++t) {
-    if (batch_[t].logits) RmsNorm(x_ + t * D, w.output_norm, xb_ + (count++) * D, D, c.rms_eps);
-  }
+  for (int32_t t = 0; t < n; ++t) count += batch_[t].logits ? 1 : 0;
   if (count == 0) return;
+  const MatMulOut head{&w.output, logits, c.vocab_size};
+  const bool fuse_head = fuse_ && MatMulQuantizesInput(&head, 1, count, mm_);
+  QuantAct oa = MakeQuantAct(mm_.act, count, D);
+  count = 0;
+  for (int32_t t = 0; t < n; ++t) {
+    if (!batch_[t].logits) continue;
+    if (fuse_head) RmsNormQuant(x_ + t * D, w.output_norm, xb_ + count * D, D, c.rms_eps, &oa, count);
+    else RmsNorm(x_ + t * D, w.output_norm, xb_ + count * D, D, c.rms_eps);
+    ++count;
+  }
   if (observer_) observer_->Observe(-1, "output_in", xb_, count, D);
+  mm_.act_ready = fuse_head;
   MatMul(w.output, xb_, D, count, logits, c.vocab_size, mm_, pool_);
+  mm_.act_ready = false;
 }
 
 }  // namespace edgeq

@@ -62,6 +62,9 @@ class LlamaGraph {
   // median of that layer use 4-bit activations in the layer's remaining matrix products
   // and the next layer's q/k/v. Only has an effect on integer-kernel weight formats.
   void set_adaptive_act_bits(bool on) { adaptive_ = on; }
+  // RMSNorm -> quantize and SwiGLU -> quantize fused when the next matmul takes int8
+  // activations (on by default; the results are identical either way).
+  void set_fused_act_quant(bool on) { fuse_ = on; }
   // Fraction of token-matmul inputs that ran at 4 bits so far (for reports).
   double low_bit_fraction() const { return lowbit_total_ ? double(lowbit_count_) / lowbit_total_ : 0.0; }
   const Model& model() const { return model_; }
@@ -84,6 +87,7 @@ class LlamaGraph {
   ThreadPool& pool_;
   ActivationObserver* observer_ = nullptr;
   bool adaptive_ = false;
+  bool fuse_ = true;
   std::vector<float> sink_;        // [B][n_heads] attention prob on position 0
   std::vector<uint8_t> low_bits_;  // [B] 4-bit activation flag per token
   std::vector<double> sink_ema_;   // [n_layers] running median of sink attention

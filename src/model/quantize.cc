@@ -34,8 +34,8 @@ Result<Scheme> ParseScheme(const std::string& name) {
     s.matrix_format = "w8c";
   } else if (name.rfind("w4a8-", 0) == 0) {
     s.matrix_format = "w4" + name.substr(5);  // w4a8-g32 -> w4g32, w4a8-g128a -> w4g128a
-  } else if (name.rfind("fp4-", 0) == 0) {
-    s.matrix_format = "fp4e0m4" + name.substr(3);  // fp4-g32 -> fp4e0m4-g32 (weight-only)
+  } else if (name.rfind("w4e0m4-", 0) == 0) {
+    s.matrix_format = "e0m4" + name.substr(7);  // w4e0m4-g32 -> e0m4g32 (weight-only, float activations)
   } else if (name.rfind("mixed-", 0) == 0) {
     char* end = nullptr;
     s.mixed_bpw = std::strtod(name.c_str() + 6, &end);
@@ -45,7 +45,7 @@ Result<Scheme> ParseScheme(const std::string& name) {
     s.matrix_format = "w4g32";
   } else {
     return InvalidArgument("unknown scheme '" + name + "' (w8a8, w4a8-g32, w4a8-g64, w4a8-g128, w4a8-g32a, "
-                           "w4a8-g128a, fp4-g32, mixed-B e.g. mixed-4.5)");
+                           "w4a8-g128a, w4e0m4-g32, w4e0m4-g64, w4e0m4-g128, mixed-B e.g. mixed-4.5)");
   }
   ASSIGN_OR_RETURN(GgmlType t, TypeByName(s.matrix_format));
   (void)t;
@@ -341,6 +341,8 @@ Result<QuantizeReport> QuantizeModel(const Model& model, const Tokenizer& tok, c
     return it == hessians.end() ? nullptr : &it->second;
   };
   ThreadPool gptq_pool(opts.gptq ? std::max(1, opts.n_threads) : 1);
+  GptqFactor factor;  // of the input `factor_of`, reused while the next matrix shares it
+  const InputHessian* factor_of = nullptr;
 
   // Quantize everything into a new Model that owns its bytes, then write it.
   auto out = ModelView(d);
@@ -354,11 +356,17 @@ Result<QuantizeReport> QuantizeModel(const Model& model, const Tokenizer& tok, c
       if (ih->dim != mats[i].m->cols) return Internal("GPTQ: Hessian of " + mats[i].name + " has the wrong size");
       ASSIGN_OR_RETURN(h_loss_rtn, HessianLoss(mats[i].m->w.data(), mats[i].m->rows, mats[i].m->cols, ih->h, chosen[i],
                                                e.bytes.data()));
-      GptqOptions go;
-      go.damp = opts.gptq_damp;
-      go.act_order = opts.gptq_act_order;
-      ASSIGN_OR_RETURN(h_loss, GptqQuantize(mats[i].m->w.data(), mats[i].m->rows, mats[i].m->cols, ih->h, chosen[i], go,
-                                            e.bytes.data(), &gptq_pool));
+      if (ih != factor_of) {  // q/k/v and gate/up come in a row and share their input's factor
+        GptqOptions go;
+        go.damp = opts.gptq_damp;
+        go.act_order = opts.gptq_act_order;
+        ASSIGN_OR_RETURN(factor, GptqFactorize(ih->h, ih->dim, go));
+        factor_of = ih;
+        ++report.gptq_factorizations;
+      }
+      ASSIGN_OR_RETURN(h_loss, GptqQuantizeFactored(mats[i].m->w.data(), mats[i].m->rows, mats[i].m->cols, ih->h,
+                                                    factor, chosen[i], e.bytes.data(), &gptq_pool));
+      ++report.gptq_matrices;
       std::vector<float> back(mats[i].m->cols);
       double err = 0, norm = 0;
       for (int64_t r = 0; r < mats[i].m->rows; ++r) {
@@ -405,6 +413,10 @@ Result<QuantizeReport> QuantizeModel(const Model& model, const Tokenizer& tok, c
     keep.push_back(std::move(holder));
   }
   report.bpw = bits / weights;
+  if (opts.gptq) {
+    report.plan += "GPTQ: " + std::to_string(report.gptq_factorizations) + " inverse-Hessian factorizations for " +
+                   std::to_string(report.gptq_matrices) + " matrices (one per shared input)\n";
+  }
   ConvertOptions co;
   co.keep_types = true;
   co.extra_string_metadata = {{"edgeq.quantization.scheme", opts.scheme}, {"edgeq.quantization.outliers", opts.outlier},

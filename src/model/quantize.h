@@ -13,7 +13,7 @@
 namespace edgeq {
 
 struct QuantizeOptions {
-  std::string scheme = "w4a8-g128";  // w8a8, w4a8-g32, w4a8-g64, w4a8-g128 (+ "a" suffix: asymmetric), fp4-g32, mixed-B
+  std::string scheme = "w4a8-g128";  // w8a8, w4a8-g32, w4a8-g64, w4a8-g128 (+ "a" suffix: asymmetric), w4e0m4-g32/-g64/-g128 (weight-only E0M4), mixed-B
   std::string outlier = "none";       // none | smooth | rotate
   float smooth_alpha = 0.5f;
   std::string calib_text;             // calibration text (needed by smooth and mixed)
@@ -42,6 +42,8 @@ struct QuantizeReport {
   double bpw = 0;        // all matrices, counting scales
   uint64_t file_bytes = 0;
   std::string plan;      // human-readable summary of choices
+  int32_t gptq_matrices = 0;        // matrices quantized with GPTQ
+  int32_t gptq_factorizations = 0;  // inverse-Hessian factorizations (one per shared input)
 };
 
 // Quantizes a model's matrices in memory with a fixed scheme (no outlier transform, no

@@ -10,13 +10,25 @@
 
 namespace edgeq {
 
-void RmsNorm(const float* x, const float* w, float* out, int64_t n, float eps) {
+float RmsScale(const float* x, int64_t n, float eps) {
   // Accumulate in double: cheap at these sizes and removes the summation-order
   // dependence between the engine and the reference.
   double ss = 0.0;
   for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
-  const float scale = 1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(n)) + eps);
+  return 1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(n)) + eps);
+}
+
+void RmsNorm(const float* x, const float* w, float* out, int64_t n, float eps) {
+  const float scale = RmsScale(x, n, eps);
   for (int64_t i = 0; i < n; ++i) out[i] = w[i] * (scale * x[i]);
+}
+
+void RmsNormQuant(const float* x, const float* w, float* out, int64_t n, float eps, QuantAct* a, int64_t t) {
+  Kernels().norm_quant_act(x, w, RmsScale(x, n, eps), out, n, a, t);
+}
+
+void SwiGluQuant(float* gate, const float* up, int64_t n, QuantAct* a, int64_t t) {
+  Kernels().swiglu_quant_act(gate, up, n, a, t);
 }
 
 void Softmax(float* x, int64_t n) {
@@ -84,13 +96,14 @@ void MatMulMulti(const MatMulOut* outs, int n_out, const float* x, int64_t x_str
   if (n_out <= 0 || n_tok <= 0) return;
   const KernelTable& k = Kernels();
   const int64_t cols = outs[0].w->cols;
-  bool integer = scratch_mem.act != nullptr && QuantActBytes(n_tok, cols) <= scratch_mem.act_bytes;
-  for (int j = 0; j < n_out && integer; ++j) integer = IntegerKernelType(*outs[j].w) && outs[j].w->cols == cols;
+  const bool integer = MatMulQuantizesInput(outs, n_out, n_tok, scratch_mem);
   if (!integer) {
+    MatMulScratch own = scratch_mem;
+    own.act_ready = false;
     for (int j = 0; j < n_out; ++j) {
       const MatMulOut& o = outs[j];
       if (IntegerKernelType(*o.w)) {
-        MatMulMulti(&o, 1, x, x_stride, n_tok, scratch_mem, pool);
+        MatMulMulti(&o, 1, x, x_stride, n_tok, own, pool);
       } else {
         MatMulFloat(*o.w, x, x_stride, n_tok, o.y, o.y_stride, scratch_mem, pool);
       }
@@ -99,7 +112,9 @@ void MatMulMulti(const MatMulOut* outs, int n_out, const float* x, int64_t x_str
   }
   // Integer formats: the activations are quantized once for every output.
   QuantAct a = MakeQuantAct(scratch_mem.act, n_tok, cols);
-  if (n_tok >= 16 && pool.size() > 1) {  // prefill: the rows are independent
+  if (scratch_mem.act_ready) {
+    // Quantized by the op that produced x (RmsNormQuant / SwiGluQuant).
+  } else if (n_tok >= 16 && pool.size() > 1) {  // prefill: the rows are independent
     pool.ParallelForDynamic(n_tok, 4, [&](int, int64_t t0, int64_t t1) {
       QuantAct part = a;  // the same arrays, offset to token t0
       part.q += t0 * a.nb * kActBlock;
@@ -154,6 +169,14 @@ void MatMulMulti(const MatMulOut* outs, int n_out, const float* x, int64_t x_str
       }
     });
   }
+}
+
+bool MatMulQuantizesInput(const MatMulOut* outs, int n_out, int64_t n_tok, const MatMulScratch& scratch) {
+  if (n_out <= 0 || n_tok <= 0) return false;
+  const int64_t cols = outs[0].w->cols;
+  bool integer = scratch.act != nullptr && QuantActBytes(n_tok, cols) <= scratch.act_bytes;
+  for (int j = 0; j < n_out && integer; ++j) integer = IntegerKernelType(*outs[j].w) && outs[j].w->cols == cols;
+  return integer;
 }
 
 void MatMul(const Tensor2D& w, const float* x, int64_t x_stride, int64_t n_tok, float* y,

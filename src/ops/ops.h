@@ -7,6 +7,7 @@
 
 #include "core/thread_pool.h"
 #include "format/ggml_types.h"
+#include "kernels/quant_act.h"
 
 namespace edgeq {
 
@@ -29,6 +30,16 @@ struct Tensor2D {
 // out[i] = w[i] * x[i] / sqrt(mean(x^2) + eps)    (x, out: [n]; may alias)
 void RmsNorm(const float* x, const float* w, float* out, int64_t n, float eps);
 
+// 1 / sqrt(mean(x^2) + eps), the scale RmsNorm applies.
+float RmsScale(const float* x, int64_t n, float eps);
+
+// Fused with the activation quantization of the next integer matmul: RmsNorm / SwiGlu of
+// one token row that also quantizes the result into token row t of `a` (MakeQuantAct of
+// the matmul's n_tok and n) in the same pass. The fp32 result is written as unfused and
+// the int8 codes and scales are exactly those MatMul would compute from it.
+void RmsNormQuant(const float* x, const float* w, float* out, int64_t n, float eps, QuantAct* a, int64_t t);
+void SwiGluQuant(float* gate, const float* up, int64_t n, QuantAct* a, int64_t t);
+
 // In-place softmax over x[0..n).
 void Softmax(float* x, int64_t n);
 
@@ -46,6 +57,9 @@ struct MatMulScratch {
   // Token-adaptive activation precision: when set, rows t with low_bits[t] != 0 are
   // quantized to 4 bits (values in [-7, 7]) instead of 8.
   const uint8_t* low_bits = nullptr;
+  // `act` already holds the input quantized by RmsNormQuant / SwiGluQuant (same n_tok
+  // and cols as this call): the integer path uses it instead of quantizing again.
+  bool act_ready = false;
 };
 
 // Y = X W^T for n_tok tokens: x is [n_tok][x_stride] (first w.cols used), y is
@@ -69,6 +83,10 @@ struct MatMulOut {
 // Same results as separate MatMul calls.
 void MatMulMulti(const MatMulOut* outs, int n_out, const float* x, int64_t x_stride, int64_t n_tok,
                  const MatMulScratch& scratch, ThreadPool& pool);
+// Whether MatMulMulti over these outputs quantizes its input to int8 (every output an
+// integer-kernel format of the same width, and the scratch large enough): then the op
+// before it may produce the quantized input itself (RmsNormQuant, SwiGluQuant).
+bool MatMulQuantizesInput(const MatMulOut* outs, int n_out, int64_t n_tok, const MatMulScratch& scratch);
 
 // Rotary embedding tables. inv_freq[i] for i < head_dim/2, already adjusted for
 // Llama-3 / linear scaling.

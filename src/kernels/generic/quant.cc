@@ -1,5 +1,6 @@
 // Scalar reference of activation quantization and the integer W4/W8 x A8 kernels:
 // exact integer dot products per 32-element block, one float multiply-add per block.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -49,30 +50,51 @@ void QuantizeActRow4(const float* row, int64_t n, QuantAct* a, int64_t t) {
 
 namespace generic {
 
+void QuantizeActBlock(const float* v, int64_t valid, QuantAct* a, int64_t t, int64_t b) {
+  int8_t* q = a->q + (t * a->nb + b) * kActBlock;
+  float amax = 0;
+  bool nan = false;
+  for (int64_t i = 0; i < valid; ++i) {
+    amax = std::max(amax, std::fabs(v[i]));
+    nan |= std::isnan(v[i]);
+  }
+  const float d = ActScale(amax / 127.0f, nan);
+  const float id = d > 0 ? 1.0f / d : 0.0f;
+  int32_t sum = 0;
+  for (int64_t i = 0; i < kActBlock; ++i) {
+    const int x = i < valid ? ActCode(v[i] * id, 127.0f) : 0;
+    q[i] = static_cast<int8_t>(x);
+    sum += x;
+  }
+  a->d[t * a->nb + b] = d;
+  a->s[t * a->nb + b] = sum;
+  a->c[t * a->nb + b] = d * static_cast<float>(sum);
+}
+
 void QuantizeAct(const float* x, int64_t x_stride, int64_t n_tok, int64_t n, QuantAct* a) {
   for (int64_t t = 0; t < n_tok; ++t) {
     const float* row = x + t * x_stride;
-    int8_t* q = a->q + t * a->nb * kActBlock;
     for (int64_t b = 0; b < a->nb; ++b) {
       const int64_t lo = b * kActBlock, hi = std::min<int64_t>(n, lo + kActBlock);
-      float amax = 0;
-      bool nan = false;
-      for (int64_t i = lo; i < hi; ++i) {
-        amax = std::max(amax, std::fabs(row[i]));
-        nan |= std::isnan(row[i]);
-      }
-      const float d = ActScale(amax / 127.0f, nan);
-      const float id = d > 0 ? 1.0f / d : 0.0f;
-      int32_t sum = 0;
-      for (int64_t i = 0; i < kActBlock; ++i) {
-        const int v = lo + i < hi ? ActCode(row[lo + i] * id, 127.0f) : 0;
-        q[lo + i] = static_cast<int8_t>(v);
-        sum += v;
-      }
-      a->d[t * a->nb + b] = d;
-      a->s[t * a->nb + b] = sum;
-      a->c[t * a->nb + b] = d * static_cast<float>(sum);
+      QuantizeActBlock(row + lo, hi - lo, a, t, b);
     }
+  }
+}
+
+// Fused producers: each 32-block is computed, stored and quantized while in L1.
+void NormQuantAct(const float* x, const float* w, float scale, float* out, int64_t n, QuantAct* a, int64_t t) {
+  for (int64_t b = 0; b < a->nb; ++b) {
+    const int64_t lo = b * kActBlock, hi = std::min<int64_t>(n, lo + kActBlock);
+    for (int64_t i = lo; i < hi; ++i) out[i] = w[i] * (scale * x[i]);
+    QuantizeActBlock(out + lo, hi - lo, a, t, b);
+  }
+}
+
+void SwiGluQuantAct(float* gate, const float* up, int64_t n, QuantAct* a, int64_t t) {
+  for (int64_t b = 0; b < a->nb; ++b) {
+    const int64_t lo = b * kActBlock, hi = std::min<int64_t>(n, lo + kActBlock);
+    SwiGluF32(gate + lo, up + lo, hi - lo);
+    QuantizeActBlock(gate + lo, hi - lo, a, t, b);
   }
 }
 
