@@ -4,6 +4,8 @@
 #include <random>
 
 #include "cli/common.h"
+#include "core/cpu_features.h"
+#include "kernels/kernels.h"
 #include "runtime/session.h"
 
 namespace edgeq::cli {
@@ -78,6 +80,9 @@ int Run(RunFlags& f) {
     std::fprintf(stderr, "edgeq: model %s (%s, %s), %d threads, ctx %d, seed %llu\n", model.path.c_str(),
                  model.config.arch.c_str(), model.format.c_str(), (*session)->pool().size(),
                  (*session)->n_ctx(), static_cast<unsigned long long>(sp.seed));
+    // The kernel tier (EDGEQ_ISA forces a lower one): tests under qemu check this line.
+    std::fprintf(stderr, "edgeq: kernels %s (%s packed layout), cpu: %s\n", Kernels().isa, Kernels().pack_layout,
+                 GetCpuFeatures().Describe().c_str());
   }
 
   GenerateStats stats;
