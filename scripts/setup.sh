@@ -12,6 +12,9 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev libpcre2-dev libicu-dev
   libcpp-httplib-dev
+  # Emulated-tier tests (tests/emulated/tiers.sh): the aarch64 cross build under
+  # qemu-aarch64, this x86 binary under qemu-x86_64 -cpu Haswell / Nehalem.
+  g++-aarch64-linux-gnu qemu-user
 )
 # The OpenAI client test needs node + npm; install Debian's only when none is present.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then PACKAGES+=(nodejs npm); fi

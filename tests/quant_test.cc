@@ -123,6 +123,11 @@ std::vector<const KernelTable*> Tiers() {
   for (const char* t : {"generic", "avx2", "avxvnni", "avx512vnni"}) {
     if (const KernelTable* k = KernelsForTier(t)) v.push_back(k);
   }
+
+  // ARM64 tiers (kernels/arm_packed_impl.h); the qemu runs force each CPU model.
+  for (const char* t : {"neon", "dotprod", "i8mm"}) {
+    if (const KernelTable* k = KernelsForTier(t)) v.push_back(k);
+  }
   return v;
 }
 

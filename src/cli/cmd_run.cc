@@ -4,6 +4,8 @@
 #include <random>
 
 #include "cli/common.h"
+#include "core/cpu_features.h"
+#include "kernels/kernels.h"
 #include "runtime/session.h"
 
 namespace edgeq::cli {

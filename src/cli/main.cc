@@ -13,7 +13,9 @@ int main(int argc, char** argv) {
       edgeq::cli::RegisterTokenize(app), edgeq::cli::RegisterInfo(app),
       edgeq::cli::RegisterPerplexity(app), edgeq::cli::RegisterConvert(app),
       edgeq::cli::RegisterBench(app),    edgeq::cli::RegisterQuantize(app),
+#if !defined(EDGEQ_NO_SERVE)  // EDGEQ_MINIMAL builds have no server
       edgeq::cli::RegisterServe(app),
+#endif
   };
   try {
     app.parse(argc, argv);

@@ -42,6 +42,24 @@ void GemmEqPacked(EqType t, const uint8_t* packed, int64_t rows, int64_t cols, i
 }  // namespace avx512vnni
 #endif
 
+#if defined(__aarch64__)
+namespace neon {
+float DotF32(const float* a, const float* b, int64_t n);
+void AxpyF32(float a, const float* x, float* y, int64_t n);
+void F16ToF32(const uint16_t* src, float* dst, int64_t n);
+void GemmEqPacked(EqType t, const uint8_t* packed, int64_t rows, int64_t cols, int64_t g0, int64_t g1,
+                  const QuantAct& a, int64_t n_tok, float* y, int64_t y_stride);
+}  // namespace neon
+namespace dotprod {
+void GemmEqPacked(EqType t, const uint8_t* packed, int64_t rows, int64_t cols, int64_t g0, int64_t g1,
+                  const QuantAct& a, int64_t n_tok, float* y, int64_t y_stride);
+}  // namespace dotprod
+namespace i8mm {
+void GemmEqPacked(EqType t, const uint8_t* packed, int64_t rows, int64_t cols, int64_t g0, int64_t g1,
+                  const QuantAct& a, int64_t n_tok, float* y, int64_t y_stride);
+}  // namespace i8mm
+#endif
+
 namespace {
 
 KernelTable Generic() {
@@ -108,10 +126,32 @@ bool MakeTier(const std::string& tier, KernelTable* out) {
     return true;
   }
 #endif
+#if defined(__aarch64__)
+  // ARM64 tiers, each a superset of the one below: neon (AArch64 base: fp32 and NEON
+  // integer lane products), dotprod (sdot, HWCAP_ASIMDDP), i8mm (smmla for token pairs,
+  // HWCAP2_I8MM). All read the generic rows8 layout (fp32 scales); quantize_act, SwiGLU,
+  // exp and the row-layout gemm_eq stay generic.
+  const CpuFeatures& f = GetCpuFeatures();
+  const bool arm_ok = (tier == "neon" && f.neon) || (tier == "dotprod" && f.dotprod) ||
+                      (tier == "i8mm" && f.dotprod && f.i8mm);
+  if (arm_ok) {
+    out->isa = tier == "neon" ? "neon" : tier == "dotprod" ? "dotprod" : "i8mm";
+    out->dot_f32 = neon::DotF32;
+    out->axpy_f32 = neon::AxpyF32;
+    out->f16_to_f32 = neon::F16ToF32;
+    out->gemm_eq_packed = tier == "neon" ? neon::GemmEqPacked : tier == "dotprod" ? dotprod::GemmEqPacked
+                                                                                  : i8mm::GemmEqPacked;
+    return true;
+  }
+#endif
   return false;
 }
 
+#if defined(__aarch64__)
+const char* const kTiers[] = {"i8mm", "dotprod", "neon", "generic"};  // best first
+#else
 const char* const kTiers[] = {"avx512vnni", "avxvnni", "avx2", "generic"};  // best first
+#endif
 constexpr int kNumTiers = sizeof(kTiers) / sizeof(kTiers[0]);
 
 KernelTable MakeTable() {
@@ -120,8 +160,10 @@ KernelTable MakeTable() {
   KernelTable t;
   if (!want.empty()) {
     if (MakeTier(want, &t)) return t;
-    std::fprintf(stderr, "edgeq: warning: EDGEQ_ISA=%s is not available on this CPU (tiers: avx512vnni, avxvnni, "
-                         "avx2, generic); using the best available\n", want.c_str());
+    std::string names;
+    for (const char* tier : kTiers) names += std::string(names.empty() ? "" : ", ") + tier;
+    std::fprintf(stderr, "edgeq: warning: EDGEQ_ISA=%s is not available on this CPU (tiers: %s); using the best "
+                         "available\n", want.c_str(), names.c_str());
   }
   for (const char* tier : kTiers) {
     if (MakeTier(tier, &t)) return t;

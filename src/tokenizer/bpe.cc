@@ -2,8 +2,11 @@
 // pre-tokenizer): optional NFC, split the text with the model's pre-tokenizer regexes
 // (PCRE2 with Unicode properties), show each byte of a piece as its GPT-2 printable
 // character, then apply merges lowest rank first (ties: leftmost first).
+// EDGEQ_NO_PCRE2 (the EDGEQ_MINIMAL cross build): byte-level BPE tokenizers are an error.
+#if !defined(EDGEQ_NO_PCRE2)
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#endif
 
 #include <queue>
 
@@ -58,6 +61,7 @@ const std::vector<PreEntry>& PreTable() {
   return kTable;
 }
 
+#if !defined(EDGEQ_NO_PCRE2)
 struct CodeDeleter {
   void operator()(pcre2_code* c) const { pcre2_code_free(c); }
 };
@@ -66,6 +70,9 @@ struct MatchDataDeleter {
 };
 using CodePtr = std::unique_ptr<pcre2_code, CodeDeleter>;
 using MatchDataPtr = std::unique_ptr<pcre2_match_data, MatchDataDeleter>;
+#else
+using CodePtr = std::unique_ptr<int>;
+#endif
 
 class BpeTokenizer final : public VocabTokenizer {
  public:
@@ -140,6 +147,10 @@ Status BpeTokenizer::Init() {
     // Llama 3's tokenizer.json sets ignore_merges; its GGUF only says "llama-bpe".
     if (known == PreRegexesFor("llama-bpe")) data_.ignore_merges = true;
   }
+#if defined(EDGEQ_NO_PCRE2)
+  return Unimplemented("tokenizer: byte-level BPE needs PCRE2, which this build (EDGEQ_MINIMAL) leaves out");
+#endif
+#if !defined(EDGEQ_NO_PCRE2)
   for (const std::string& p : patterns) {
     int err = 0;
     PCRE2_SIZE err_off = 0;
@@ -154,6 +165,7 @@ Status BpeTokenizer::Init() {
     pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);  // optional: the interpreter is used if this fails
     regexes_.emplace_back(code);
   }
+#endif
 
   // Merges "a b" in rank order. A token may itself hold a space (non-byte-level vocabularies),
   // so the split point is the first space that leaves two vocabulary entries.
@@ -177,6 +189,7 @@ Status BpeTokenizer::Init() {
 std::vector<std::pair<size_t, size_t>> BpeTokenizer::Split(std::string_view text) const {
   std::vector<std::pair<size_t, size_t>> segs = {{0, text.size()}};
   std::vector<std::pair<size_t, size_t>> next;
+#if !defined(EDGEQ_NO_PCRE2)
   for (const CodePtr& code : regexes_) {
     MatchDataPtr md(pcre2_match_data_create_from_pattern(code.get(), nullptr));
     if (!md) break;
@@ -207,6 +220,7 @@ std::vector<std::pair<size_t, size_t>> BpeTokenizer::Split(std::string_view text
     }
     segs.swap(next);
   }
+#endif
   return segs;
 }
 

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# One emulated CPU model: the edgeq binary built for it runs the stories260K golden greedy
+# text and two quantized models (w4a8-g32, w8a8: the integer kernels, decode and prefill)
+# with each kernel tier forced by EDGEQ_ISA, and the automatic choice must be the best
+# tier that CPU has. aarch64 also runs quant_test (every tier this CPU has against
+# generic, odd sizes). Registered by tests/CMakeLists.txt (docs/architecture.md,
+# "Emulated tiers").
+# Usage: tiers.sh aarch64|x86_64 BUILD_DIR SRC_DIR CPU BEST_TIER TIER...
+set -uo pipefail
+arch=$1 build=$2 src=$3 cpu=$4 best=$5
+shift 5
+tiers=("$@")
+case $arch in
+  aarch64) emu=(qemu-aarch64 -L /usr/aarch64-linux-gnu -cpu "$cpu") ;;
+  x86_64) emu=(qemu-x86_64 -cpu "$cpu") ;;
+  *) echo "tiers.sh: unknown arch $arch"; exit 2 ;;
+esac
+edgeq="$build/edgeq"
+m="$src/models/stories260K"
+tmp="$(mktemp -d /tmp/edgeq_emu_XXXXXX)"
+trap 'rm -rf "$tmp"' EXIT
+fail=0
+pass() { echo "PASS  $arch -cpu $cpu: $*"; }
+bad() { echo "FAIL  $arch -cpu $cpu: $*"; fail=1; }
+
+if [ "$arch" = aarch64 ]; then
+  echo "== quant_test under ${emu[*]}"
+  if "${emu[@]}" "$build/tests/quant_test" --gtest_brief=1 >"$tmp/qt" 2>&1; then
+    pass "quant_test (kernel parity of every tier this CPU has against generic)"
+  else
+    cat "$tmp/qt"; bad "quant_test"
+  fi
+fi
+
+# Runs edgeq under the emulator with EDGEQ_ISA=$1 (empty: automatic); output in $tmp/out,
+# the -v log in $tmp/err. Fails unless the log names tier $2.
+run() {
+  local force=$1 want=$2
+  shift 2
+  if [ -n "$force" ]; then
+    EDGEQ_ISA=$force "${emu[@]}" "$edgeq" run "$@" --temp 0 -t 2 -v >"$tmp/out" 2>"$tmp/err"
+  else
+    env -u EDGEQ_ISA "${emu[@]}" "$edgeq" run "$@" --temp 0 -t 2 -v >"$tmp/out" 2>"$tmp/err"
+  fi
+  local rc=$?
+  if [ $rc -ne 0 ]; then cat "$tmp/err"; bad "edgeq run exited $rc (EDGEQ_ISA=$force)"; return 1; fi
+  if ! grep -q "^edgeq: kernels: $want tier" "$tmp/err"; then
+    grep "^edgeq: kernels" "$tmp/err"; bad "expected kernel tier $want (EDGEQ_ISA=$force)"; return 1
+  fi
+  return 0
+}
+
+golden=(-m "$m/stories260K.bin" -z "$m/tok512.bin" -n 200)
+if run "" "$best" "${golden[@]}"; then
+  pass "automatic tier is $best ($(grep '^edgeq: cpu: ' "$tmp/err" | sed 's/.*cpu: //'))"
+  cmp -s "$tmp/out" "$src/tests/stories260K-greedy200.txt" && pass "golden text, tier $best" || bad "golden text differs, tier $best"
+fi
+for t in "${tiers[@]}"; do
+  [ "$t" = "$best" ] && continue  # the automatic run above
+  if run "$t" "$t" "${golden[@]}"; then
+    cmp -s "$tmp/out" "$src/tests/stories260K-greedy200.txt" && pass "golden text, EDGEQ_ISA=$t" || bad "golden text differs, EDGEQ_ISA=$t"
+  fi
+done
+
+# Quantized models: every tier's greedy text equals the generic tier's on this CPU.
+# (The quantizer runs under the emulator too: aarch64 binaries cannot run natively.)
+for s in w4a8-g32 w8a8; do
+  if ! "${emu[@]}" "$edgeq" quantize "$m/stories260K.bin" "$tmp/$s.gguf" -z "$m/tok512.bin" --scheme "$s" -q \
+      >/dev/null 2>"$tmp/qerr"; then
+    cat "$tmp/qerr"; bad "quantize $s"; continue
+  fi
+  q=(-m "$tmp/$s.gguf" -p "Once upon a time" -n 60)
+  run generic generic "${q[@]}" || continue
+  cp "$tmp/out" "$tmp/ref_$s"
+  for t in "${tiers[@]}"; do
+    [ "$t" = generic ] && continue
+    if run "$t" "$t" "${q[@]}"; then
+      cmp -s "$tmp/out" "$tmp/ref_$s" && pass "$s text equals generic's, EDGEQ_ISA=$t" || bad "$s text differs from generic's, EDGEQ_ISA=$t"
+    fi
+  done
+done
+exit $fail
