@@ -24,6 +24,10 @@ void GemmEqPacked(EqType t, const uint8_t* packed, int64_t rows, int64_t cols, i
                   const QuantAct& a, int64_t n_tok, float* y, int64_t y_stride);
 void PackEqX86(EqType t, const uint8_t* w, uint64_t row_bytes, int64_t rows, int64_t cols, uint8_t* out);
 uint64_t PackedEqBytesX86(EqType t, int64_t rows, int64_t cols);
+void KvScores(const KvSpan& s, int64_t off, int32_t hd, const float* q, int32_t nq, int64_t q_stride, float scale,
+              float* out, int64_t out_stride);
+void KvAccum(const KvSpan& s, int64_t off, int32_t hd, const float* p, int32_t nq, int64_t p_stride, float* out,
+             int64_t out_stride);
 }  // namespace avx2
 namespace avx512vnni {
 void QuantizeAct(const float* x, int64_t x_stride, int64_t n_tok, int64_t n, QuantAct* a);
@@ -51,6 +55,8 @@ KernelTable Generic() {
   t.packed_eq_bytes = generic::PackedEqBytesRows8;
   t.pack_rows = kPackRows;
   t.pack_layout = "rows8";
+  t.kv_scores = generic::KvScores;
+  t.kv_accum = generic::KvAccum;
   return t;
 }
 
@@ -74,6 +80,8 @@ bool MakeTier(const std::string& tier, KernelTable* out) {
     out->pack_eq = avx2::PackEqX86;
     out->packed_eq_bytes = avx2::PackedEqBytesX86;
     out->pack_layout = "rows8-x86";
+    out->kv_scores = avx2::KvScores;
+    out->kv_accum = avx2::KvAccum;
     return true;
   }
   if (tier == "avx512vnni" && has_avx2 && f.avx512f && f.avx512vl && f.avx512bw && f.avx512vnni) {
@@ -86,6 +94,8 @@ bool MakeTier(const std::string& tier, KernelTable* out) {
     out->quantize_act = avx2::QuantizeAct;
     out->gemm_eq = avx512vnni::GemmEq;
     out->gemm_eq_packed = avx512vnni::GemmEqPacked;
+    out->kv_scores = avx2::KvScores;  // no AVX-512 KV tier: the loops are short per head
+    out->kv_accum = avx2::KvAccum;
     return true;
   }
 #endif
