@@ -29,6 +29,8 @@ struct BenchFlags {
   std::vector<int32_t> n_prompt = {128};
   std::vector<int32_t> n_gen = {64};
   std::vector<int32_t> threads;
+  std::vector<int32_t> depth = {0};  // -d: positions already in the KV cache before a tg test
+  KvFlags kv;
   int32_t reps = 5;
   bool json = false;
   bool membw = false;
@@ -87,6 +89,16 @@ int Run(BenchFlags& f) {
     source = std::move(model);
     model = std::move(q).value();
   }
+  auto kv = ToKvOptions(f.kv);
+  if (!kv.ok()) return Fail(kv.status());
+  const int32_t max_d = *std::max_element(f.depth.begin(), f.depth.end());
+  if (*std::min_element(f.depth.begin(), f.depth.end()) < 0) return Fail("-d must not be negative");
+  {
+    const int32_t need = std::max(*std::max_element(f.n_prompt.begin(), f.n_prompt.end()),
+                                  max_d + *std::max_element(f.n_gen.begin(), f.n_gen.end())) + 1;
+    // Random weights have no trained context: a dummy model runs at any depth asked.
+    if (!f.dummy.empty() && need > model->config.context_length) model->config.context_length = need;
+  }
   const ModelConfig& c = model->config;
   if (f.threads.empty()) f.threads = {f.model.threads > 0 ? f.model.threads : 2};
   double membw = f.membw_gbps;
@@ -113,31 +125,41 @@ int Run(BenchFlags& f) {
 
   nlohmann::json out = nlohmann::json::array();
   if (!f.json) {
-    std::printf("| %-22s | %-8s | %10s | %5s | %7s | %8s | %18s |\n", "model", "scheme", "size", "bpw", "threads",
-                "test", "t/s");
-    std::printf("|%s|%s|%s|%s|%s|%s|%s|\n", std::string(24, '-').c_str(), std::string(10, '-').c_str(),
+    std::printf("| %-22s | %-8s | %10s | %5s | %7s | %-8s | %8s | %14s | %18s |\n", "model", "scheme", "size", "bpw",
+                "threads", "kv", "kv B/tok", "test", "t/s");
+    std::printf("|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n", std::string(24, '-').c_str(), std::string(10, '-').c_str(),
                 std::string(12, '-').c_str(), std::string(7, '-').c_str(), std::string(9, '-').c_str(),
-                std::string(10, '-').c_str(), std::string(20, '-').c_str());
+                std::string(10, '-').c_str(), std::string(10, '-').c_str(), std::string(16, '-').c_str(),
+                std::string(20, '-').c_str());
   }
   for (int32_t threads : f.threads) {
     ThreadPool pool(threads);
     int32_t max_p = *std::max_element(f.n_prompt.begin(), f.n_prompt.end());
     int32_t max_g = *std::max_element(f.n_gen.begin(), f.n_gen.end());
-    const int32_t n_ctx = std::min(c.context_length, std::max(max_p, max_g) + 1);
-    auto graph = LlamaGraph::Create(*model, n_ctx, std::clamp(max_p, 1, 512), &pool);  // -p 0: decode only
+    const int32_t n_ctx = std::min(c.context_length, std::max(max_p, max_d + max_g) + 1);
+    auto graph = LlamaGraph::Create(*model, n_ctx, std::clamp(max_p, 1, 512), &pool, 1, *kv);  // -p 0: decode only
     if (!graph.ok()) return Fail(graph.status());
     std::vector<float> logits(c.vocab_size);
     std::vector<int32_t> toks(std::max(max_p, 1));
     for (size_t i = 0; i < toks.size(); ++i) toks[i] = static_cast<int32_t>((i * 7919 + 13) % c.vocab_size);
     struct Test {
       std::string name;
-      int32_t n_prompt, n_gen;
+      int32_t n_prompt, n_gen, depth;
     };
     std::vector<Test> tests;
-    for (int32_t p : f.n_prompt) if (p > 0) tests.push_back({"pp" + std::to_string(p), p, 0});
-    for (int32_t g : f.n_gen) if (g > 0) tests.push_back({"tg" + std::to_string(g), 0, g});
+    for (int32_t p : f.n_prompt) if (p > 0) tests.push_back({"pp" + std::to_string(p), p, 0, 0});
+    for (int32_t d : f.depth) {
+      for (int32_t g : f.n_gen) {
+        if (g > 0) tests.push_back({"tg" + std::to_string(g) + (d > 0 ? " @ d" + std::to_string(d) : ""), 0, g, d});
+      }
+    }
     for (const Test& t : tests) {
-      if (t.n_prompt >= n_ctx || t.n_gen >= n_ctx) return Fail("test " + t.name + " exceeds the model's context");
+      if (t.n_prompt >= n_ctx || t.depth + t.n_gen >= n_ctx) {
+        return Fail("test " + t.name + " exceeds the model's context (" + std::to_string(c.context_length) + ")");
+      }
+      // Decode at depth d: positions 0..d-1 hold synthetic keys and values (no prefill is
+      // timed or even run), then every repetition decodes n_gen tokens from position d.
+      if (t.depth > 0) (*graph)->FillKvForBench(0, t.depth);
       std::vector<double> ts;
       for (int rep = -1; rep < f.reps; ++rep) {  // rep -1 is the warm-up
         auto t0 = std::chrono::steady_clock::now();
@@ -147,7 +169,7 @@ int Run(BenchFlags& f) {
         } else {
           for (int32_t i = 0; i < t.n_gen; ++i) {
             int32_t tok = toks[i % toks.size()];
-            Status st = (*graph)->Forward(&tok, 1, i, false, logits.data());
+            Status st = (*graph)->Forward(&tok, 1, t.depth + i, false, logits.data());
             if (!st.ok()) return Fail(st);
           }
         }
@@ -163,6 +185,11 @@ int Run(BenchFlags& f) {
       j["n_threads"] = threads;
       j["n_prompt"] = t.n_prompt;
       j["n_gen"] = t.n_gen;
+      j["n_depth"] = t.depth;
+      j["kv_type"] = KvOptionsName(*kv);
+      j["kv_bytes"] = (*graph)->KvBytes();
+      j["kv_bytes_per_token"] = (*graph)->KvBytesPerToken();
+      j["n_ctx"] = n_ctx;
       j["test"] = t.name;
       j["avg_ts"] = st.mean;
       j["stddev_ts"] = st.sd;
@@ -191,8 +218,9 @@ int Run(BenchFlags& f) {
         std::snprintf(size, sizeof size, "%.2f MiB", stored / 1048576.0);
         char rate[48];
         std::snprintf(rate, sizeof rate, "%.2f ± %.2f", st.mean, st.sd);
-        std::printf("| %-22s | %-8s | %10s | %5.2f | %7d | %8s | %18s |\n", name.c_str(), scheme.c_str(), size, bpw,
-                    threads, t.name.c_str(), rate);
+        std::printf("| %-22s | %-8s | %10s | %5.2f | %7d | %-8s | %8.1f | %14s | %18s |\n", name.c_str(),
+                    scheme.c_str(), size, bpw, threads, KvOptionsName(*kv).substr(0, 8).c_str(),
+                    (*graph)->KvBytesPerToken(), t.name.c_str(), rate);
         std::fflush(stdout);
       }
     }
@@ -219,6 +247,11 @@ Command RegisterBench(CLI::App& root) {
   app->add_option("-p,--n-prompt", f->n_prompt, "prompt lengths (ppN tests)")->delimiter(',');
   app->add_option("-n,--n-gen", f->n_gen, "generation lengths (tgN tests)")->delimiter(',');
   app->add_option("-t,--threads", f->threads, "thread counts, e.g. -t 1,2")->delimiter(',');
+  app->add_option("-d,--n-depth", f->depth,
+                  "decode depths: tgN runs after this many (synthetic) positions are already in the KV cache, "
+                  "e.g. -d 2048,4096 (with --dummy any depth; real models up to their context)")
+      ->delimiter(',');
+  AddKvFlags(app, &f->kv, false);
   app->add_option("-r,--repetitions", f->reps, "repetitions per test")->check(CLI::Range(1, 1000));
   app->add_flag("--json", f->json, "print a JSON array (llama-bench field names where they exist)");
   app->add_flag("--membw", f->membw, "measure memory read bandwidth and report decode's fraction of it");

@@ -14,6 +14,7 @@ namespace {
 
 struct ChatFlags {
   ModelFlags model;
+  KvFlags kv;
   std::string system;
   std::string chat_template;  // style override
   int32_t n_predict = 512;
@@ -43,6 +44,10 @@ int Run(ChatFlags& f) {
   SessionOptions so;
   so.n_ctx = f.model.ctx;
   so.n_threads = f.model.threads;
+  auto kv = ToKvOptions(f.kv);
+  if (!kv.ok()) return Fail(kv.status());
+  so.kv = *kv;
+  so.ctx_shift = f.kv.ctx_shift;
   auto session = Session::Create(model, tok, so);
   if (!session.ok()) return Fail(session.status());
   Session& s = **session;
@@ -109,6 +114,7 @@ Command RegisterChat(CLI::App& root) {
   auto* f = &flags;
   CLI::App* app = root.add_subcommand("chat", "interactive chat using the model's chat template");
   AddModelFlags(app, &f->model, true);
+  AddKvFlags(app, &f->kv, true);
   app->add_option("--system", f->system, "system message");
   app->add_option("--chat-template", f->chat_template,
                   "override the template style: chatml, llama2, llama3, zephyr, phi3, gemma, plain");

@@ -19,6 +19,8 @@ struct PplFlags {
   bool json = false;
   bool no_progress = false;
   bool adaptive_act = false;
+  bool kl_fp32_kv = false;
+  KvFlags kv;
 };
 
 void ProgressBar(int done, int total) {
@@ -37,7 +39,10 @@ int Run(PplFlags& f) {
   if (!text.ok()) return Fail(text.status());
   auto loaded = LoadModelAndTokenizer(f.model);
   if (!loaded.ok()) return Fail(loaded.status());
+  auto kv = ToKvOptions(f.kv);
+  if (!kv.ok()) return Fail(kv.status());
   std::unique_ptr<Model> base;
+  if (f.kl_fp32_kv && !f.kl_base.empty()) return Fail("--kl-fp32-kv and --kl-base exclude each other");
   if (!f.kl_base.empty()) {
     LoadOptions lo;
     lo.model_path = f.kl_base;
@@ -52,7 +57,9 @@ int Run(PplFlags& f) {
   po.n_threads = f.model.threads;
   po.batch = f.batch;
   po.adaptive_act_bits = f.adaptive_act;
-  auto r = ComputePerplexity(*loaded->model, *loaded->tokenizer, base.get(), *text, po,
+  po.kv = *kv;
+  const Model* base_model = f.kl_fp32_kv ? loaded->model.get() : base.get();
+  auto r = ComputePerplexity(*loaded->model, *loaded->tokenizer, base_model, *text, po,
                              f.no_progress ? std::function<void(int, int)>() : ProgressBar);
   if (!r.ok()) return Fail(r.status());
   if (f.json) {
@@ -63,8 +70,16 @@ int Run(PplFlags& f) {
     j["chunks"] = r->chunks;
     j["ctx"] = r->n_ctx;
     if (f.adaptive_act) j["low_bit_fraction"] = r->low_bit_fraction;
+    j["kv_type"] = KvOptionsName(*kv);
+    j["kv_bytes"] = r->kv_bytes;
+    j["kv_bytes_per_token"] = r->kv_bytes_per_token;
+    if (kv->adaptive) {
+      j["kv_tokens_2bit"] = r->kv_precision[0];
+      j["kv_tokens_4bit"] = r->kv_precision[1];
+      j["kv_tokens_8bit"] = r->kv_precision[2];
+    }
     if (r->has_kl) {
-      j["kl_base"] = f.kl_base;
+      j["kl_base"] = f.kl_fp32_kv ? "fp32-kv" : f.kl_base;
       j["base_ppl"] = r->base_ppl;
       j["kld_mean"] = r->kld_mean;
       j["kld_p99"] = r->kld_p99;
@@ -76,6 +91,13 @@ int Run(PplFlags& f) {
     std::printf("chunks = %d, ctx = %d, scored tokens = %lld\n", r->chunks, r->n_ctx,
                 static_cast<long long>(r->tokens_scored));
     std::printf("PPL = %.4f\n", r->ppl);
+    std::printf("KV cache = %s, %llu bytes, %.1f bytes per token\n", KvOptionsName(*kv).c_str(),
+                static_cast<unsigned long long>(r->kv_bytes), r->kv_bytes_per_token);
+    if (kv->adaptive) {
+      std::printf("KV tokens x layers at 2/4/8 bits (last chunk) = %lld / %lld / %lld\n",
+                  static_cast<long long>(r->kv_precision[0]), static_cast<long long>(r->kv_precision[1]),
+                  static_cast<long long>(r->kv_precision[2]));
+    }
     if (r->has_kl) {
       std::printf("base PPL = %.4f\n", r->base_ppl);
       std::printf("KLD mean = %.6f\nKLD p99 = %.6f\nKLD max = %.6f\nsame top-1 = %.2f%%\n", r->kld_mean,
@@ -100,6 +122,9 @@ Command RegisterPerplexity(CLI::App& root) {
   app->add_flag("--json", f->json, "print one JSON object");
   app->add_flag("--adaptive-act", f->adaptive_act, "token-adaptive 4/8-bit activations (integer-kernel formats)");
   app->add_flag("--no-progress", f->no_progress, "no progress bar");
+  app->add_flag("--kl-fp32-kv", f->kl_fp32_kv,
+                "KL divergence against the same model with an fp32 KV cache (measures --kv-type alone)");
+  AddKvFlags(app, &f->kv, false);
   return {app, [f] { return Run(*f); }};
 }
 

@@ -30,6 +30,7 @@ struct RunFlags {
   bool no_special = false;
   int32_t batch = 64;
   bool adaptive_act = false;
+  KvFlags kv;
 };
 
 int Run(RunFlags& f) {
@@ -54,6 +55,10 @@ int Run(RunFlags& f) {
   so.n_threads = f.model.threads;
   so.batch = f.batch;
   so.adaptive_act_bits = f.adaptive_act;
+  auto kv = ToKvOptions(f.kv);
+  if (!kv.ok()) return Fail(kv.status());
+  so.kv = *kv;
+  so.ctx_shift = f.kv.ctx_shift;
   auto session = Session::Create(model, tok, so);
   if (!session.ok()) return Fail(session.status());
   if (static_cast<int64_t>(prompt.size()) > (*session)->n_ctx()) {
@@ -121,6 +126,7 @@ Command RegisterRun(CLI::App& root) {
   app->add_flag("--no-special", f->no_special, "treat special-token text in the prompt as plain text");
   app->add_option("-b,--batch-size", f->batch, "prefill chunk size")->check(CLI::Range(1, 1 << 16));
   app->add_flag("--adaptive-act", f->adaptive_act, "token-adaptive 4/8-bit activations (integer-kernel formats)");
+  AddKvFlags(app, &f->kv, true);
   return {app, [f] { return Run(*f); }};
 }
 

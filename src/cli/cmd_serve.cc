@@ -14,6 +14,7 @@ namespace {
 
 struct ServeFlags {
   ModelFlags model;
+  KvFlags kv;
   server::ServerOptions http;
   int32_t parallel = 4;
   int32_t batch = 64;
@@ -81,6 +82,12 @@ int Run(ServeFlags& f) {
   so.max_batch = std::max(f.batch, f.parallel);
   so.prefill_chunk = f.prefill_chunk;
   so.n_threads = f.model.threads;
+  auto kv = ToKvOptions(f.kv);
+  if (!kv.ok()) {
+    srv.Stop();
+    return Fail(kv.status());
+  }
+  so.kv = *kv;
   auto sched = Scheduler::Create(model, tok, so);
   if (!sched.ok()) {
     srv.Stop();
@@ -90,9 +97,9 @@ int Run(ServeFlags& f) {
   const uint64_t kv_bytes = (*sched)->kv_bytes();
   srv.SetReady(std::make_unique<server::Executor>(std::move(sched).value(), f.max_queue), ctx, kv_bytes);
   std::fprintf(stderr,
-               "edgeq serve: model '%s' ready: %d slots x %d tokens of context, KV cache %.1f MiB, chat template %s; "
+               "edgeq serve: model '%s' ready: %d slots x %d tokens of context, KV cache %s %.1f MiB, chat template %s; "
                "serving on http://%s:%d%s\n",
-               ctx.model_id.c_str(), f.parallel, ctx.n_ctx, kv_bytes / 1048576.0, ChatStyleName(*style),
+               ctx.model_id.c_str(), f.parallel, ctx.n_ctx, KvOptionsName(*kv).c_str(), kv_bytes / 1048576.0, ChatStyleName(*style),
                f.http.host.c_str(), srv.port(), f.http.api_key.empty() ? "" : " (API key required)");
 
   while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -108,6 +115,7 @@ Command RegisterServe(CLI::App& root) {
   auto* f = &flags;
   CLI::App* app = root.add_subcommand("serve", "OpenAI-compatible HTTP server with streaming and continuous batching");
   AddModelFlags(app, &f->model, true);
+  AddKvFlags(app, &f->kv, false);
   app->add_option("--host", f->http.host, "address to listen on (default 127.0.0.1: this machine only)");
   app->add_option("--port", f->http.port, "port (0: any free port)")->check(CLI::Range(0, 65535));
   app->add_option("--parallel,--np", f->parallel, "parallel slots (requests generating at once)")->check(CLI::Range(1, 256));

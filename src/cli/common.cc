@@ -28,6 +28,29 @@ void AddModelFlags(CLI::App* app, ModelFlags* f, bool with_runtime) {
       "pin each compute thread to its own CPU (of those this process may use)");
 }
 
+void AddKvFlags(CLI::App* app, KvFlags* f, bool with_shift) {
+  app->add_option("--kv-type", f->type,
+                  "KV-cache format: f32 (default, exact), f16, q8, q4, q2 (per-token groups of 32 with fp16 "
+                  "scale+min), adaptive (sinks + recent window at q8, older tokens re-quantized to 4/2 bits)");
+  app->add_option("--kv-policy", f->policy,
+                  "adaptive: sink-window (aged tokens 4-bit) or squat (the least-attended half of aged tokens 2-bit)");
+  app->add_option("--kv-window", f->window, "adaptive: recent tokens kept at 8 bits (default 32)")
+      ->check(CLI::Range(1, 1 << 24));
+  app->add_option("--kv-sinks", f->sinks, "adaptive: first tokens kept at 8 bits (default 4)")
+      ->check(CLI::Range(0, 1 << 24));
+  if (with_shift) {
+    app->add_flag("--ctx-shift", f->ctx_shift,
+                  "when the context is full, keep the first --kv-sinks tokens and the newer half of the rest and "
+                  "go on (default: stop with an error)");
+  }
+}
+
+Result<KvCacheOptions> ToKvOptions(const KvFlags& f) {
+  KvCacheOptions o;
+  RETURN_IF_ERROR(ParseKvOptions(f.type, f.policy, f.window, f.sinks, &o));
+  return o;
+}
+
 static bool FileExists(const std::string& p) {
   struct stat st {};
   return stat(p.c_str(), &st) == 0;

@@ -7,6 +7,7 @@
 
 #include "CLI/CLI.hpp"
 #include "model/model.h"
+#include "ops/kv_cache.h"
 #include "tokenizer/tokenizer.h"
 
 namespace edgeq::cli {
@@ -20,6 +21,18 @@ struct ModelFlags {
 };
 
 void AddModelFlags(CLI::App* app, ModelFlags* f, bool with_runtime);
+
+// KV-cache format flags (run, chat, perplexity, bench, serve): --kv-type, --kv-policy,
+// --kv-window, --kv-sinks, and with with_shift --ctx-shift.
+struct KvFlags {
+  std::string type = "f32";
+  std::string policy = "sink-window";
+  int32_t window = 32;
+  int32_t sinks = 4;
+  bool ctx_shift = false;
+};
+void AddKvFlags(CLI::App* app, KvFlags* f, bool with_shift);
+Result<KvCacheOptions> ToKvOptions(const KvFlags& f);
 
 // The model that ships with the repo (stories260K), resolved next to the binary or
 // the source tree; fills model+tokenizer when -m was not given.

@@ -26,6 +26,10 @@ void GemmEqPacked(EqType t, const uint8_t* packed, int64_t rows, int64_t cols, i
                   const QuantAct& a, int64_t n_tok, float* y, int64_t y_stride);
 void PackEqX86(EqType t, const uint8_t* w, uint64_t row_bytes, int64_t rows, int64_t cols, uint8_t* out);
 uint64_t PackedEqBytesX86(EqType t, int64_t rows, int64_t cols);
+void KvScores(const KvSpan& s, int64_t off, int32_t hd, const float* q, int32_t nq, int64_t q_stride, float scale,
+              float* out, int64_t out_stride);
+void KvAccum(const KvSpan& s, int64_t off, int32_t hd, const float* p, int32_t nq, int64_t p_stride, float* out,
+             int64_t out_stride);
 }  // namespace avx2
 namespace avxvnni {
 void GemmEqPacked(EqType t, const uint8_t* packed, int64_t rows, int64_t cols, int64_t g0, int64_t g1,
@@ -79,6 +83,8 @@ KernelTable Generic() {
   t.packed_eq_bytes = generic::PackedEqBytesRows8;
   t.pack_rows = kPackRows;
   t.pack_layout = "rows8";
+  t.kv_scores = generic::KvScores;
+  t.kv_accum = generic::KvAccum;
   return t;
 }
 
@@ -104,6 +110,8 @@ bool MakeTier(const std::string& tier, KernelTable* out) {
     out->pack_eq = avx2::PackEqX86;
     out->packed_eq_bytes = avx2::PackedEqBytesX86;
     out->pack_layout = "rows8-x86";
+    out->kv_scores = avx2::KvScores;
+    out->kv_accum = avx2::KvAccum;
     return true;
   }
   // AVX-VNNI: the AVX2 tier with 256-bit VEX vpdpbusd in its packed kernels.

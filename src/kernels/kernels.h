@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "format/ggml_types.h"
+#include "kernels/kv.h"
 #include "kernels/packed.h"
 #include "kernels/quant_act.h"
 
@@ -39,6 +40,10 @@ struct KernelTable {
   PackEqFn pack_eq = nullptr;
   PackedEqBytesFn packed_eq_bytes = nullptr;
   int32_t pack_rows = kPackRows;
+  // Attention over the KV-cache formats (kernels/kv.h): q.k scores and the p-weighted
+  // sum of values, read straight from the stored rows.
+  KvScoresFn kv_scores = nullptr;
+  KvAccumFn kv_accum = nullptr;
   const char* pack_layout = "rows8";
 };
 

@@ -45,7 +45,8 @@ static void RotateRows(float* x, int32_t n, int64_t dim) {
 }
 
 Result<std::unique_ptr<LlamaGraph>> LlamaGraph::Create(const Model& model, int32_t n_ctx,
-                                                       int32_t max_batch, ThreadPool* pool, int32_t n_seq) {
+                                                       int32_t max_batch, ThreadPool* pool, int32_t n_seq,
+                                                       const KvCacheOptions& kv) {
   const ModelConfig& c = model.config;
   if (n_ctx <= 0) n_ctx = c.context_length;
   if (max_batch <= 0) return InvalidArgument("max_batch must be positive");
@@ -60,11 +61,18 @@ Result<std::unique_ptr<LlamaGraph>> LlamaGraph::Create(const Model& model, int32
   const int64_t kv_dim = static_cast<int64_t>(c.n_kv_heads) * c.head_dim;
   const int64_t max_cols = std::max<int64_t>({c.dim, c.hidden_dim, q_dim});
   const int64_t T = pool->size();
+  const bool exact = kv.type == KvType::kF32 && !kv.adaptive;
+  // Attention scores: [threads][n_ctx]; the quantized path scores a whole GQA group at once.
+  const int64_t att_rows = exact ? 1 : c.n_heads / c.n_kv_heads;
   {
     // Sizes in double first: a huge context x sequences x layers product must not wrap.
-    const double kv_d = 2.0 * c.n_layers * static_cast<double>(n_seq) * n_ctx * kv_dim * sizeof(float);
+    // Quantized caches: the bytes of their rows (adaptive: at most 8-bit rows).
+    const double row_bytes = exact ? static_cast<double>(kv_dim) * sizeof(float)
+                                   : static_cast<double>(KvRowBytes(kv.adaptive ? KvType::kQ8 : kv.type,
+                                                                    static_cast<int32_t>(kv_dim)));
+    const double kv_d = 2.0 * c.n_layers * static_cast<double>(n_seq) * n_ctx * row_bytes;
     const double arena_d = (static_cast<double>(B) * 2 * (c.dim + q_dim + kv_dim + c.hidden_dim) +
-                            static_cast<double>(T) * n_ctx + static_cast<double>(T) * max_cols) * sizeof(float) +
+                            static_cast<double>(T) * n_ctx * att_rows + static_cast<double>(T) * max_cols) * sizeof(float) +
                            static_cast<double>(QuantActBytes(B, std::max<int64_t>({c.dim, c.hidden_dim, q_dim})));
     const std::string what = "the KV cache for context " + std::to_string(n_ctx) + " x " + std::to_string(n_seq) +
                              " sequence(s) and the activation arena for batch " + std::to_string(max_batch);
@@ -78,10 +86,17 @@ Result<std::unique_ptr<LlamaGraph>> LlamaGraph::Create(const Model& model, int32
   }
   const int64_t kv_elems = static_cast<int64_t>(c.n_layers) * n_seq * n_ctx * kv_dim;
   const int64_t arena = B * c.dim * 2 + B * q_dim * 2 + B * kv_dim * 2 + B * c.hidden_dim * 2 +
-                        T * n_ctx + T * max_cols;
+                        T * n_ctx * att_rows + T * max_cols;
+  g->kv_opts_ = kv;
+  if (!exact) {
+    ASSIGN_OR_RETURN(g->kvq_, KvCache::Create(c.n_layers, n_seq, n_ctx, static_cast<int32_t>(kv_dim),
+                                              static_cast<int32_t>(T), kv));
+  }
   try {
-    g->kv_k_.assign(kv_elems, 0.0f);
-    g->kv_v_.assign(kv_elems, 0.0f);
+    if (exact) {
+      g->kv_k_.assign(kv_elems, 0.0f);
+      g->kv_v_.assign(kv_elems, 0.0f);
+    }
     g->arena_.assign(arena, 0.0f);
     g->batch_.resize(max_batch);
   } catch (const std::bad_alloc&) {
@@ -104,7 +119,7 @@ Result<std::unique_ptr<LlamaGraph>> LlamaGraph::Create(const Model& model, int32
   g->v_ = take(B * kv_dim);
   g->hb_ = take(B * c.hidden_dim);
   g->hb2_ = take(B * c.hidden_dim);
-  g->att_ = take(T * n_ctx);
+  g->att_ = take(T * n_ctx * att_rows);
   g->scratch_ = take(T * max_cols);
   const int64_t max_in = std::max<int64_t>({c.dim, c.hidden_dim, q_dim});
   g->act_arena_.assign(QuantActBytes(B, max_in), 0);
@@ -195,6 +210,15 @@ void LlamaGraph::Attention(int32_t layer, int32_t n) {
   const int32_t group = c.n_heads / c.n_kv_heads;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const KernelTable& k = Kernels();
+  if (kvq_) {  // one item per (token, KV head): its query heads share every row read
+    pool_.ParallelForDynamic(static_cast<int64_t>(n) * c.n_kv_heads, 1, [&](int tid, int64_t b, int64_t e) {
+      for (int64_t item = b; item < e; ++item) {
+        AttendQuantized(layer, static_cast<int32_t>(item / c.n_kv_heads), static_cast<int32_t>(item % c.n_kv_heads),
+                        tid);
+      }
+    });
+    return;
+  }
   // One work item per (token, head), claimed dynamically: causal attention gives later
   // tokens more work, so a static split would leave one thread with most of it.
   pool_.ParallelForDynamic(static_cast<int64_t>(n) * c.n_heads, 1, [&](int tid, int64_t b, int64_t e) {
@@ -219,6 +243,81 @@ void LlamaGraph::Attention(int32_t layer, int32_t n) {
       }
     }
   });
+}
+
+// One token and one KV head over the quantized cache, for all the query heads that share
+// that KV head (GQA): the kernels read each stored row once for the whole group, run by
+// run (ForEachSpan), so no dequantized copy is made. att: [group][n_ctx].
+void LlamaGraph::AttendQuantized(int32_t layer, int32_t t, int32_t kvh, int tid) {
+  const ModelConfig& c = model_.config;
+  const int32_t hd = c.head_dim;
+  const int32_t group = c.n_heads / c.n_kv_heads;
+  const int64_t q_dim = static_cast<int64_t>(c.n_heads) * hd;
+  const int64_t off = static_cast<int64_t>(kvh) * hd;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const KernelTable& k = Kernels();
+  const int32_t seq = batch_[t].seq;
+  const int32_t len = batch_[t].pos + 1;
+  float* att = att_ + static_cast<int64_t>(tid) * group * n_ctx_;
+  for (int32_t h0 = 0; h0 < group; h0 += kKvMaxGroup) {
+    const int32_t nq = std::min(kKvMaxGroup, group - h0);
+    const int32_t h = kvh * group + h0;  // first query head of this call
+    const float* q = q_ + t * q_dim + static_cast<int64_t>(h) * hd;
+    kvq_->ForEachSpan(layer, seq, len, [&](int32_t p0, const KvSpan& ks, const KvSpan&) {
+      k.kv_scores(ks, off, hd, q, nq, hd, scale, att + p0, n_ctx_);
+    });
+    for (int32_t j = 0; j < nq; ++j) {
+      float* a = att + static_cast<int64_t>(j) * n_ctx_;
+      Softmax(a, len);
+      sink_[t * c.n_heads + h + j] = a[0];
+    }
+    if (kvq_->tracks_importance()) {
+      float* acc = kvq_->ImportanceScratch(tid, seq);
+      for (int32_t j = 0; j < nq; ++j) {
+        const float* a = att + static_cast<int64_t>(j) * n_ctx_;
+        for (int32_t s = 0; s < len; ++s) acc[s] += a[s];
+      }
+    }
+    float* out = attn_out_ + t * q_dim + static_cast<int64_t>(h) * hd;
+    std::memset(out, 0, sizeof(float) * hd * nq);
+    kvq_->ForEachSpan(layer, seq, len, [&](int32_t p0, const KvSpan&, const KvSpan& vs) {
+      k.kv_accum(vs, off, hd, att + p0, nq, n_ctx_, out, hd);
+    });
+  }
+}
+
+void LlamaGraph::KvPrecisionCounts(int32_t seq, int32_t len, int64_t counts[3]) const {
+  const int32_t L = model_.config.n_layers;
+  if (!kvq_) {
+    counts[2] += static_cast<int64_t>(L) * len;
+    return;
+  }
+  for (int32_t l = 0; l < L; ++l) kvq_->CountPrecisions(l, seq, len, counts);
+}
+
+void LlamaGraph::FillKvForBench(int32_t seq, int32_t n) {
+  const ModelConfig& c = model_.config;
+  const int64_t kv_dim = static_cast<int64_t>(c.n_kv_heads) * c.head_dim;
+  std::vector<float> k(kv_dim), v(kv_dim);
+  uint32_t x = 12345;
+  auto rnd = [&] {
+    x = x * 1664525u + 1013904223u;
+    return static_cast<float>(x >> 8) / 16777216.0f - 0.5f;
+  };
+  for (int32_t p = 0; p < n && p < n_ctx_; ++p) {  // layer 0 of a position first (KvCache::Write)
+    for (int32_t l = 0; l < c.n_layers; ++l) {
+      for (int64_t i = 0; i < kv_dim; ++i) {
+        k[i] = rnd();
+        v[i] = rnd();
+      }
+      if (kvq_) {
+        kvq_->Write(l, seq, p, k.data(), v.data());
+      } else {
+        std::memcpy(KCache(l, seq) + p * kv_dim, k.data(), sizeof(float) * kv_dim);
+        std::memcpy(VCache(l, seq) + p * kv_dim, v.data(), sizeof(float) * kv_dim);
+      }
+    }
+  }
 }
 
 void LlamaGraph::UpdateLowBits(int32_t layer, int32_t n) {
@@ -280,8 +379,6 @@ void LlamaGraph::ForwardChunk(int32_t n, float* logits) {
     mm_.act_ready = false;
     for (int32_t t = 0; t < n; ++t) {
       const int32_t pos = batch_[t].pos;
-      float* kc = KCache(l, batch_[t].seq);
-      float* vc = VCache(l, batch_[t].seq);
       float* q = q_ + t * q_dim;
       float* k = k_ + t * kv_dim;
       float* v = v_ + t * kv_dim;
@@ -296,10 +393,30 @@ void LlamaGraph::ForwardChunk(int32_t n, float* logits) {
       }
       ApplyRope(rope_, q, c.n_heads, pos);
       ApplyRope(rope_, k, c.n_kv_heads, pos);
+      if (kvq_) {
+        kvq_->Write(l, batch_[t].seq, pos, k, v);
+        continue;
+      }
+      float* kc = KCache(l, batch_[t].seq);
+      float* vc = VCache(l, batch_[t].seq);
       std::memcpy(kc + static_cast<int64_t>(pos) * kv_dim, k, sizeof(float) * kv_dim);
       std::memcpy(vc + static_cast<int64_t>(pos) * kv_dim, v, sizeof(float) * kv_dim);
     }
     Attention(l, n);
+    if (kvq_ && kvq_->tracks_importance()) {
+      // Fold this layer's attention into the importance of each sequence in the batch.
+      for (int32_t t = 0; t < n; ++t) {
+        const int32_t seq = batch_[t].seq;
+        bool first = true;
+        int32_t last = -1;
+        for (int32_t u = 0; u < n; ++u) {
+          if (batch_[u].seq != seq) continue;
+          if (u < t) first = false;
+          last = std::max(last, batch_[u].pos);
+        }
+        if (first) kvq_->CommitImportance(seq, last + 1, last);
+      }
+    }
     if (adaptive_) UpdateLowBits(l, n);
     if (observer_) observer_->Observe(l, "attn_out", attn_out_, n, q_dim);
     if (c.rotate_inputs) RotateRows(attn_out_, n, q_dim);

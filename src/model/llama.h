@@ -10,6 +10,7 @@
 
 #include "core/thread_pool.h"
 #include "model/model.h"
+#include "ops/kv_cache.h"
 
 namespace edgeq {
 
@@ -41,8 +42,10 @@ class LlamaGraph {
   // n_ctx: KV cache length per sequence (<= the model's context); max_batch: tokens per
   // forward chunk (longer prompts are processed in chunks of this size); n_seq:
   // independent sequences (KV caches) sharing the weights and the activation arena.
+  // kv: the cache format (ops/kv_cache.h); fp32 (the default) is the exact path.
   static Result<std::unique_ptr<LlamaGraph>> Create(const Model& model, int32_t n_ctx,
-                                                    int32_t max_batch, ThreadPool* pool, int32_t n_seq = 1);
+                                                    int32_t max_batch, ThreadPool* pool, int32_t n_seq = 1,
+                                                    const KvCacheOptions& kv = {});
 
   // Runs tokens[0..n) of sequence 0 at positions pos..pos+n-1 and appends them to its
   // KV cache. logits: if all_logits, [n][vocab]; else [vocab] for the last token.
@@ -69,7 +72,15 @@ class LlamaGraph {
   double low_bit_fraction() const { return lowbit_total_ ? double(lowbit_count_) / lowbit_total_ : 0.0; }
   const Model& model() const { return model_; }
   uint64_t ArenaBytes() const { return arena_.size() * sizeof(float); }
-  uint64_t KvBytes() const { return kv_k_.size() * sizeof(float) * 2; }
+  // Bytes of the KV cache (every sequence, metadata of the adaptive format included).
+  uint64_t KvBytes() const { return kvq_ ? kvq_->Bytes() : kv_k_.size() * sizeof(float) * 2; }
+  double KvBytesPerToken() const { return static_cast<double>(KvBytes()) / (static_cast<double>(n_ctx_) * n_seq_); }
+  const KvCacheOptions& kv_options() const { return kv_opts_; }
+  // Tokens stored at 2 / 4 / 8+ bits in the first len positions of seq, over all layers.
+  void KvPrecisionCounts(int32_t seq, int32_t len, int64_t counts[3]) const;
+  // Benchmarks: fills positions [0, n) of seq with deterministic pseudo-random keys and
+  // values (no forward pass), so that decode can be timed at depth n.
+  void FillKvForBench(int32_t seq, int32_t n);
 
  private:
   LlamaGraph(const Model& model, ThreadPool* pool) : model_(model), pool_(*pool) {}
@@ -80,6 +91,7 @@ class LlamaGraph {
   float* KCache(int32_t layer, int32_t seq);
   float* VCache(int32_t layer, int32_t seq);
   void UpdateLowBits(int32_t layer, int32_t n);
+  void AttendQuantized(int32_t layer, int32_t t, int32_t kvh, int tid);
   template <typename F>
   void ForTokens(int32_t n, F&& fn);
 
@@ -99,6 +111,8 @@ class LlamaGraph {
   std::vector<BatchToken> batch_;  // [max_batch] the chunk being evaluated
   std::vector<float> kv_k_;  // [n_layers][n_seq][n_ctx][kv_dim]
   std::vector<float> kv_v_;  // [n_layers][n_seq][n_ctx][kv_dim]
+  KvCacheOptions kv_opts_;
+  std::unique_ptr<KvCache> kvq_;  // every other KV format (kv_k_/kv_v_ stay empty)
   std::vector<float> arena_;  // all activations below point into it
   float* x_ = nullptr;        // [B][dim] residual stream
   float* xb_ = nullptr;       // [B][dim] normed input
@@ -108,7 +122,7 @@ class LlamaGraph {
   float* attn_out_ = nullptr; // [B][q_dim]
   float* hb_ = nullptr;       // [B][hidden]
   float* hb2_ = nullptr;      // [B][hidden]
-  float* att_ = nullptr;      // [threads][n_ctx] attention scores
+  float* att_ = nullptr;      // [threads][n_ctx] attention scores ([threads][group][n_ctx] when quantized)
   float* scratch_ = nullptr;  // [threads][max cols] dequantized weight rows
   std::vector<uint8_t> act_arena_;  // quantized activations for the integer kernels
   MatMulScratch mm_;

@@ -41,6 +41,7 @@ Result<PerplexityResult> ComputePerplexity(const Model& model, const Tokenizer& 
   so.batch = opts.batch;
   SessionOptions model_so = so;
   model_so.adaptive_act_bits = opts.adaptive_act_bits;
+  model_so.kv = opts.kv;
   ASSIGN_OR_RETURN(auto session, Session::Create(model, tok, model_so));
   std::unique_ptr<Session> base_session;
   if (base != nullptr) {
@@ -96,6 +97,9 @@ Result<PerplexityResult> ComputePerplexity(const Model& model, const Tokenizer& 
   r.nll_mean = nll / count;
   r.ppl = std::exp(r.nll_mean);
   r.low_bit_fraction = session->graph().low_bit_fraction();
+  r.kv_bytes = session->graph().KvBytes();
+  r.kv_bytes_per_token = session->graph().KvBytesPerToken();
+  session->graph().KvPrecisionCounts(0, n_ctx, r.kv_precision);
   if (base_session) {
     r.has_kl = true;
     r.kld_mean = kld_sum / count;

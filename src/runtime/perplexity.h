@@ -20,6 +20,7 @@ struct PerplexityOptions {
   int32_t n_threads = 0;
   int32_t batch = 64;
   bool adaptive_act_bits = false;  // for the evaluated model (never the base)
+  KvCacheOptions kv;               // KV format of the evaluated model (the base always uses fp32 KV)
 };
 
 struct PerplexityResult {
@@ -36,9 +37,13 @@ struct PerplexityResult {
   double top1_agree = 0;  // fraction in [0, 1]
   double base_ppl = 0;
   double low_bit_fraction = 0;  // with adaptive_act_bits
+  uint64_t kv_bytes = 0;          // the evaluated session's KV cache (n_ctx positions)
+  double kv_bytes_per_token = 0;  // kv_bytes / n_ctx (all layers, keys and values)
+  // Tokens x layers stored at 2 / 4 / 8+ bits when the last chunk ended (adaptive KV).
+  int64_t kv_precision[3] = {0, 0, 0};
 };
 
-// `base` may be null (no KL). progress(done, total) is called after each chunk.
+// `base` may be null (no KL); it may be `&model` (KL of a KV format against fp32 KV). progress(done, total) is called after each chunk.
 Result<PerplexityResult> ComputePerplexity(const Model& model, const Tokenizer& tok, const Model* base,
                                            const std::string& text, const PerplexityOptions& opts,
                                            const std::function<void(int, int)>& progress);

@@ -33,7 +33,7 @@ Result<std::unique_ptr<Scheduler>> Scheduler::Create(const Model& model, const T
   const int32_t threads = opts.n_threads > 0 ? opts.n_threads
                                              : static_cast<int32_t>(std::max(1u, std::thread::hardware_concurrency()));
   s->pool_ = std::make_unique<ThreadPool>(threads);
-  ASSIGN_OR_RETURN(s->graph_, LlamaGraph::Create(model, n_ctx, opts.max_batch, s->pool_.get(), opts.n_slots));
+  ASSIGN_OR_RETURN(s->graph_, LlamaGraph::Create(model, n_ctx, opts.max_batch, s->pool_.get(), opts.n_slots, opts.kv));
   s->slots_.resize(opts.n_slots);
   for (Slot& sl : s->slots_) sl.tokens.reserve(n_ctx);
   s->batch_.reserve(opts.max_batch);

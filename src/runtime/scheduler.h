@@ -59,6 +59,7 @@ class Scheduler {
     int32_t max_batch = 64;     // tokens per forward step
     int32_t prefill_chunk = 32; // prompt tokens per step while other slots are decoding
     int32_t n_threads = 0;      // 0: all hardware threads
+    KvCacheOptions kv;          // KV-cache format of every slot
   };
   static Result<std::unique_ptr<Scheduler>> Create(const Model& model, const Tokenizer& tok, const Options& opts);
 

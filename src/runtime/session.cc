@@ -18,7 +18,8 @@ Result<std::unique_ptr<Session>> Session::Create(const Model& model, const Token
   }
   if (opts.batch <= 0) return InvalidArgument("batch size must be positive");
   s->pool_ = std::make_unique<ThreadPool>(threads);
-  ASSIGN_OR_RETURN(s->graph_, LlamaGraph::Create(model, n_ctx, std::min(opts.batch, n_ctx), s->pool_.get()));
+  ASSIGN_OR_RETURN(s->graph_, LlamaGraph::Create(model, n_ctx, std::min(opts.batch, n_ctx), s->pool_.get(), 1, opts.kv));
+  s->opts_ = opts;
   s->graph_->set_adaptive_act_bits(opts.adaptive_act_bits);
   s->logits_.resize(model.config.vocab_size);
   s->history_.reserve(n_ctx);
@@ -79,8 +80,16 @@ Status Session::Generate(const std::vector<int32_t>& prompt, const GenerateOptio
     }
     if (st.n_generated >= budget) break;
     if (pos_ >= n_ctx()) {
-      st.stop_reason = "context";
-      break;
+      if (!opts_.ctx_shift && opts.n_predict < 0) {  // "until EOS or the context is full"
+        st.stop_reason = "context";
+        break;
+      }
+      if (!opts_.ctx_shift) {
+        return OutOfRange("context full after " + std::to_string(st.n_generated) + " generated tokens (" +
+                          std::to_string(n_ctx()) + " positions); use a larger -c, a smaller -n, or --ctx-shift");
+      }
+      RETURN_IF_ERROR(ShiftContext());
+      ++st.n_shifts;
     }
     RETURN_IF_ERROR(Eval(&next, 1, false, logits_.data()));
   }
@@ -91,6 +100,19 @@ Status Session::Generate(const std::vector<int32_t>& prompt, const GenerateOptio
   }
   st.gen_ms = std::chrono::duration<double, std::milli>(Clock::now() - t1).count();
   return Status::Ok();
+}
+
+// Keeps the first kv.sinks tokens (the attention sinks) and the newer half of the rest,
+// and re-evaluates them at positions 0..: RoPE'd keys cannot be moved in place, and the
+// quantized formats would need a dequantize-rotate-requantize pass anyway.
+Status Session::ShiftContext() {
+  const int32_t keep = std::min<int32_t>(std::max(opts_.kv.sinks, 0), pos_ / 2);
+  const int32_t rest = pos_ - keep;
+  const int32_t drop = rest - rest / 2;
+  std::vector<int32_t> kept(history_.begin(), history_.begin() + keep);
+  kept.insert(kept.end(), history_.begin() + keep + drop, history_.end());
+  Reset();
+  return Eval(kept, false, logits_.data());
 }
 
 std::string StopMatcher::Push(const std::string& text, bool* stopped) {

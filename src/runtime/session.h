@@ -23,6 +23,12 @@ struct SessionOptions {
   int32_t n_threads = 0;  // 0: all hardware threads
   int32_t batch = 64;     // prefill chunk
   bool adaptive_act_bits = false;  // token-adaptive 4/8-bit activations (LlamaGraph)
+  KvCacheOptions kv;               // KV-cache format (fp32 by default)
+  // When generation fills the context before n_predict tokens: false stops with an error
+  // (with n_predict -1 it just stops, reason "context"); true keeps the first
+  // kv.sinks tokens and the newer half of the rest, re-evaluates them at their new
+  // positions and goes on (context shift).
+  bool ctx_shift = false;
 };
 
 struct GenerateOptions {
@@ -39,7 +45,10 @@ struct GenerateStats {
   int32_t n_generated = 0;
   double prompt_ms = 0;
   double gen_ms = 0;
-  std::string stop_reason;  // "eos", "length", "stop", "context", "cancelled"
+  // "eos", "length", "stop", "context" (-1 tokens asked: the context filled), "cancelled";
+  // an explicit n_predict that does not fit is an error unless ctx_shift.
+  std::string stop_reason;
+  int32_t n_shifts = 0;     // context shifts (SessionOptions::ctx_shift)
 };
 
 class Session {
@@ -72,6 +81,7 @@ class Session {
 
  private:
   Session(const Model& model, const Tokenizer& tok) : model_(model), tok_(tok) {}
+  Status ShiftContext();
   const Model& model_;
   const Tokenizer& tok_;
   std::unique_ptr<ThreadPool> pool_;
@@ -79,6 +89,7 @@ class Session {
   std::vector<float> logits_;      // [vocab]
   std::vector<int32_t> history_;   // every token in the KV cache, in order
   int32_t pos_ = 0;
+  SessionOptions opts_;
 };
 
 // Holds back text that could still become a stop string; Push returns what is safe

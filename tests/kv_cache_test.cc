@@ -1,0 +1,418 @@
+// KV-cache formats (kernels/kv.h, ops/kv_cache.h): quantization error bounds, every
+// attention kernel tier against the scalar reference on odd lengths and head sizes,
+// the adaptive cache's bookkeeping, and the model run over each format.
+#include <gtest/gtest.h>
+
+#include <malloc.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <vector>
+
+#include "kernels/kernels.h"
+#include "kernels/kv.h"
+#include "model/llama.h"
+#include "model/model.h"
+#include "ops/kv_cache.h"
+#include "runtime/perplexity.h"
+#include "runtime/session.h"
+#include "test_util.h"
+
+namespace edgeq {
+namespace {
+
+std::vector<float> Random(int64_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+TEST(KvFormat, RoundTripErrorIsWithinHalfAStep) {
+  for (int32_t dim : {8, 32, 33, 96, 100}) {
+    auto x = Random(dim, dim);
+    x[dim / 2] = 9.0f;  // an outlier channel
+    for (KvType t : {KvType::kF16, KvType::kQ8, KvType::kQ4, KvType::kQ2}) {
+      std::vector<uint8_t> row(KvRowBytes(t, dim));
+      KvQuantizeRow(t, x.data(), dim, row.data());
+      std::vector<float> y(dim);
+      const int64_t lo_off = 4 * KvGroups(dim) + KvPlaneBytes(dim);
+      KvKernel kind = t == KvType::kF16 ? KvKernel::kF16 : t == KvType::kQ8 ? KvKernel::kQ8 : KvKernel::kQ2p;
+      KvDequantizeRow(kind, row.data(), t == KvType::kQ4 ? row.data() + lo_off : nullptr, dim, y.data());
+      const int levels = t == KvType::kQ8 ? 255 : t == KvType::kQ4 ? 15 : 3;
+      for (int32_t g = 0; g * kKvGroup < dim; ++g) {
+        float lo = 1e30f, hi = -1e30f;
+        for (int32_t i = g * kKvGroup; i < std::min(dim, (g + 1) * kKvGroup); ++i) {
+          lo = std::min(lo, x[i]);
+          hi = std::max(hi, x[i]);
+        }
+        // Half a step, plus the fp16 rounding of the scale and minimum.
+        const float tol = t == KvType::kF16 ? 1e-3f * std::max(std::fabs(lo), std::fabs(hi))
+                                            : 0.5f * (hi - lo) / levels * 1.01f + 2e-3f * std::max(std::fabs(lo), std::fabs(hi));
+        for (int32_t i = g * kKvGroup; i < std::min(dim, (g + 1) * kKvGroup); ++i) {
+          EXPECT_NEAR(y[i], x[i], tol) << KvTypeName(t) << " dim " << dim << " i " << i;
+        }
+      }
+    }
+  }
+}
+
+TEST(KvFormat, DroppingTheLoPlaneGivesTheTwoBitReconstruction) {
+  const int32_t dim = 72;
+  auto x = Random(dim, 7);
+  std::vector<uint8_t> row(KvRowBytes(KvType::kQ2, dim)), lo(KvPlaneBytes(dim));
+  KvQuantizeRowPlanes(x.data(), dim, 4, row.data(), lo.data());
+  std::vector<float> four(dim), two(dim);
+  KvDequantizeRow(KvKernel::kQ2p, row.data(), lo.data(), dim, four.data());
+  KvDropLoPlane(row.data(), dim);
+  KvDequantizeRow(KvKernel::kQ2p, row.data(), nullptr, dim, two.data());
+  double e4 = 0, e2 = 0;
+  for (int32_t i = 0; i < dim; ++i) {
+    e4 += (four[i] - x[i]) * (four[i] - x[i]);
+    e2 += (two[i] - x[i]) * (two[i] - x[i]);
+    // The 2-bit value is the centre of the four 4-bit codes sharing its hi bits.
+    EXPECT_LE(std::fabs(two[i] - four[i]), 2.0f * (std::fabs(four[i]) + 1.0f));
+  }
+  EXPECT_LT(e4, e2);
+  EXPECT_LT(e2 / dim, 0.25);  // a 2-bit grid over ~N(0,1) groups
+}
+
+// Every kernel tier against the scalar reference and against a dequantized fp64
+// computation, on odd token counts, head sizes that are and are not multiples of 8, and
+// heads that straddle 32-channel groups.
+TEST(KvKernels, EveryTierMatchesTheReferenceOnOddShapes) {
+  struct Shape {
+    int32_t hd, heads;
+  };
+  for (Shape sh : {Shape{8, 4}, Shape{48, 2}, Shape{64, 3}, Shape{12, 3}, Shape{7, 5}, Shape{128, 1}}) {
+    const int32_t dim = sh.hd * sh.heads;
+    for (int32_t n : {1, 3, 17, 33, 130}) {
+      auto keys = Random(static_cast<int64_t>(n) * dim, 11 + n + dim);
+      auto q = Random(3 * sh.hd, 5 + dim);
+      auto p = Random(3 * n, 3 + n);
+      for (auto& x : p) x = std::fabs(x);
+      for (int variant = 0; variant < 5; ++variant) {  // f32, f16, q8, q4 (planes), q2/q4 mix via lo_slot
+        KvType t = variant == 0 ? KvType::kF32 : variant == 1 ? KvType::kF16 : variant == 2 ? KvType::kQ8 : KvType::kQ4;
+        const int64_t rb = KvRowBytes(t, dim);
+        std::vector<uint8_t> rows(rb * n);
+        std::vector<uint8_t> pool;
+        std::vector<int32_t> slot;
+        KvSpan s;
+        s.dim = dim;
+        s.n = n;
+        s.rows = rows.data();
+        s.stride = rb;
+        if (variant < 4) {
+          for (int32_t i = 0; i < n; ++i) KvQuantizeRow(t, keys.data() + i * dim, dim, rows.data() + i * rb);
+          s.kind = t == KvType::kF32 ? KvKernel::kF32 : t == KvType::kF16 ? KvKernel::kF16 : t == KvType::kQ8 ? KvKernel::kQ8 : KvKernel::kQ2p;
+          if (t == KvType::kQ4) {
+            s.lo = rows.data() + 4 * KvGroups(dim) + KvPlaneBytes(dim);
+            s.lo_stride = rb;
+          }
+        } else {
+          const int64_t rb2 = KvRowBytes(KvType::kQ2, dim);
+          rows.assign(rb2 * n, 0);
+          pool.assign(KvPlaneBytes(dim) * n, 0);
+          slot.resize(n);
+          for (int32_t i = 0; i < n; ++i) {
+            slot[i] = i % 3 == 1 ? -1 : n - 1 - i;  // every third token 2-bit, planes out of order
+            KvQuantizeRowPlanes(keys.data() + i * dim, dim, slot[i] < 0 ? 2 : 4, rows.data() + i * rb2,
+                                slot[i] < 0 ? nullptr : pool.data() + slot[i] * KvPlaneBytes(dim));
+          }
+          s.kind = KvKernel::kQ2p;
+          s.stride = rb2;
+          s.lo = pool.data();
+          s.lo_stride = KvPlaneBytes(dim);
+          s.lo_slot = slot.data();
+        }
+        // fp64 reference over the dequantized rows.
+        std::vector<float> deq(static_cast<int64_t>(n) * dim);
+        for (int32_t i = 0; i < n; ++i) {
+          const uint8_t* lo = nullptr;
+          if (s.lo) lo = s.lo_slot ? (s.lo_slot[i] < 0 ? nullptr : s.lo + s.lo_slot[i] * s.lo_stride) : s.lo + i * s.lo_stride;
+          KvDequantizeRow(s.kind, s.rows + i * s.stride, lo, dim, deq.data() + i * dim);
+        }
+        const int32_t nq = 3;  // a GQA group of 3 query heads over each row
+        for (int32_t h = 0; h < sh.heads; ++h) {
+          const int64_t off = static_cast<int64_t>(h) * sh.hd;
+          std::vector<double> ref_s(nq * n), ref_o(nq * sh.hd, 0.0), mag(nq, 0.0);
+          for (int32_t j = 0; j < nq; ++j) {
+            for (int32_t i = 0; i < n; ++i) {
+              double a = 0;
+              for (int32_t e = 0; e < sh.hd; ++e) {
+                const double x = deq[i * dim + off + e];
+                a += static_cast<double>(q[j * sh.hd + e]) * x;
+                ref_o[j * sh.hd + e] += static_cast<double>(p[j * n + i]) * x;
+                mag[j] += std::fabs(p[j * n + i] * x);
+              }
+              ref_s[j * n + i] = a * 0.5;
+            }
+          }
+          for (const char* tier : {"generic", "avx2", "avx512vnni"}) {
+            const KernelTable* kt = KernelsForTier(tier);
+            if (kt == nullptr) continue;
+            std::vector<float> sc(nq * n), out(nq * sh.hd, 0.0f);
+            kt->kv_scores(s, off, sh.hd, q.data(), nq, sh.hd, 0.5f, sc.data(), n);
+            kt->kv_accum(s, off, sh.hd, p.data(), nq, n, out.data(), sh.hd);
+            for (int32_t j = 0; j < nq; ++j) {
+              for (int32_t i = 0; i < n; ++i) {
+                EXPECT_NEAR(sc[j * n + i], ref_s[j * n + i], 1e-4 * (1 + std::fabs(ref_s[j * n + i])) + 1e-4 * sh.hd)
+                    << tier << " variant " << variant << " hd " << sh.hd << " n " << n << " head " << h << " i " << i;
+              }
+              for (int32_t e = 0; e < sh.hd; ++e) {
+                EXPECT_NEAR(out[j * sh.hd + e], ref_o[j * sh.hd + e], 1e-5 * mag[j] + 1e-5)
+                    << tier << " variant " << variant << " hd " << sh.hd << " n " << n << " e " << e;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// The adaptive cache: spans cover [0, len) in order, each position reads back close to
+// what was written, sinks and the window are 8-bit, and squat leaves half the aged
+// tokens 2-bit once the pool is full.
+TEST(KvCacheAdaptive, SpansCoverEveryPositionWithTheRightPrecision) {
+  const int32_t dim = 40, n_ctx = 101;
+  for (KvPolicy pol : {KvPolicy::kSinkWindow, KvPolicy::kSquat}) {
+    KvCacheOptions o;
+    o.adaptive = true;
+    o.type = KvType::kQ8;
+    o.policy = pol;
+    o.window = 16;
+    o.sinks = 3;
+    auto c = KvCache::Create(2, 2, n_ctx, dim, 1, o);
+    ASSERT_TRUE(c.ok()) << c.status().message();
+    auto data = Random(static_cast<int64_t>(n_ctx) * dim, 99);
+    for (int32_t pos = 0; pos < n_ctx; ++pos) {
+      for (int32_t l = 0; l < 2; ++l) (*c)->Write(l, 1, pos, data.data() + pos * dim, data.data() + pos * dim);
+      if ((*c)->tracks_importance()) {  // pretend every query looks at even positions
+        float* acc = (*c)->ImportanceScratch(0, 1);
+        for (int32_t s = 0; s <= pos; ++s) acc[s] += s % 2 == 0 ? 0.1f : 0.001f;
+        (*c)->CommitImportance(1, pos + 1, pos);
+      }
+    }
+    int32_t next = 0;
+    (*c)->ForEachSpan(1, 1, n_ctx, [&](int32_t p0, const KvSpan& ks, const KvSpan& vs) {
+      EXPECT_EQ(p0, next);
+      next = p0 + ks.n;
+      for (int32_t i = 0; i < ks.n; ++i) {
+        const int32_t pos = p0 + i;
+        const uint8_t* lo = nullptr;
+        if (ks.lo) lo = ks.lo_slot ? (ks.lo_slot[i] < 0 ? nullptr : ks.lo + ks.lo_slot[i] * ks.lo_stride) : ks.lo + i * ks.lo_stride;
+        std::vector<float> y(dim);
+        KvDequantizeRow(ks.kind, ks.rows + i * ks.stride, lo, dim, y.data());
+        const bool hi = pos < o.sinks || pos >= n_ctx - o.window;
+        EXPECT_EQ(ks.kind == KvKernel::kQ8, hi) << "pos " << pos;
+        double err = 0;
+        for (int32_t e = 0; e < dim; ++e) err = std::max(err, static_cast<double>(std::fabs(y[e] - data[pos * dim + e])));
+        EXPECT_LT(err, hi ? 0.03 : (lo ? 0.5 : 1.6)) << "pos " << pos;
+        if (pol == KvPolicy::kSquat && !hi && ks.kind == KvKernel::kQ2p && pos < n_ctx - o.window - 20) {
+          // Odd positions get far less attention: they are the ones left at 2 bits.
+          if (pos % 2 == 1) {
+            EXPECT_EQ(lo, nullptr) << "pos " << pos;
+          }
+        }
+      }
+    });
+    EXPECT_EQ(next, n_ctx);
+    int64_t counts[3] = {0, 0, 0};
+    (*c)->CountPrecisions(1, 1, n_ctx, counts);
+    const int64_t aged = n_ctx - o.sinks - o.window;
+    EXPECT_EQ(counts[2], o.sinks + o.window);
+    if (pol == KvPolicy::kSinkWindow) {
+      EXPECT_EQ(counts[1], aged);
+    } else {
+      const int64_t cap = (aged + 1) / 2;
+      EXPECT_LE(counts[1], cap);
+      EXPECT_GE(counts[1], cap - cap / 8);
+      EXPECT_EQ(counts[0], aged - counts[1]);
+    }
+  }
+}
+
+std::unique_ptr<Model> Stories() {
+  const std::string dir = test::SourceDir() + "/models/stories260K/";
+  auto m = LoadModel({dir + "stories260K.bin", dir + "tok512.bin"});
+  EXPECT_TRUE(m.ok()) << m.status().message();
+  return m.ok() ? std::move(m).value() : nullptr;
+}
+
+// Logits of the whole model over each KV format stay close to the fp32-KV logits, closer
+// for more bits; chunked prefill and token-by-token decode agree.
+TEST(KvCacheModel, FormatsTrackTheFp32Cache) {
+  auto model = Stories();
+  ASSERT_NE(model, nullptr);
+  const int32_t V = model->config.vocab_size, n = 300;
+  std::vector<int32_t> toks(n);
+  for (int32_t i = 0; i < n; ++i) toks[i] = (i * 37 + 11) % V;
+  ThreadPool pool(2);
+  auto ref = LlamaGraph::Create(*model, 512, 64, &pool);
+  ASSERT_TRUE(ref.ok());
+  std::vector<float> base(static_cast<size_t>(n) * V), got(base.size());
+  ASSERT_TRUE((*ref)->Forward(toks.data(), n, 0, true, base.data()).ok());
+  double prev = 0;
+  for (const char* name : {"f16", "q8", "q4", "q2"}) {
+    KvCacheOptions o;
+    ASSERT_TRUE(ParseKvOptions(name, "sink-window", 32, 4, &o).ok());
+    auto g = LlamaGraph::Create(*model, 512, 64, &pool, 1, o);
+    ASSERT_TRUE(g.ok());
+    ASSERT_TRUE((*g)->Forward(toks.data(), n, 0, true, got.data()).ok());
+    double err = 0, emax = 0;
+    for (size_t i = 0; i < base.size(); ++i) {
+      err += std::fabs(base[i] - got[i]);
+      emax = std::max(emax, static_cast<double>(std::fabs(base[i] - got[i])));
+    }
+    err /= base.size();
+    std::printf("kv %s: mean |logit error| %.5f, max %.4f\n", name, err, emax);
+    EXPECT_GT(err, prev) << name;  // fewer bits, larger error
+    EXPECT_LT(err, std::string(name) == "f16" ? 0.004 : std::string(name) == "q8" ? 0.15 : 2.5) << name;
+    prev = err;
+    // Token-by-token decode reads the same cache the same way.
+    auto g1 = LlamaGraph::Create(*model, 512, 1, &pool, 1, o);
+    ASSERT_TRUE(g1.ok());
+    std::vector<float> one(V);
+    for (int32_t i = 0; i < n; ++i) ASSERT_TRUE((*g1)->Forward(&toks[i], 1, i, false, one.data()).ok());
+    for (int32_t j = 0; j < V; ++j) EXPECT_NEAR(one[j], got[static_cast<size_t>(n - 1) * V + j], 1e-3) << name;
+  }
+}
+
+TEST(KvCacheModel, AdaptiveIsBetweenQ8AndQ4AndReportsItsBytes) {
+  auto model = Stories();
+  ASSERT_NE(model, nullptr);
+  const ModelConfig& c = model->config;
+  ThreadPool pool(2);
+  KvCacheOptions f16, q4, ad;
+  ASSERT_TRUE(ParseKvOptions("f16", "sink-window", 32, 4, &f16).ok());
+  ASSERT_TRUE(ParseKvOptions("q4", "sink-window", 32, 4, &q4).ok());
+  ASSERT_TRUE(ParseKvOptions("adaptive", "squat", 32, 4, &ad).ok());
+  auto gf = LlamaGraph::Create(*model, 512, 64, &pool, 1, f16);
+  auto gq = LlamaGraph::Create(*model, 512, 64, &pool, 1, q4);
+  auto ga = LlamaGraph::Create(*model, 512, 64, &pool, 1, ad);
+  ASSERT_TRUE(gf.ok() && gq.ok() && ga.ok());
+  const int64_t kv_dim = static_cast<int64_t>(c.n_kv_heads) * c.head_dim;
+  EXPECT_EQ((*gf)->KvBytes(), static_cast<uint64_t>(2 * 2 * kv_dim * 512 * c.n_layers));
+  EXPECT_LT((*ga)->KvBytes(), (*gf)->KvBytes());
+  EXPECT_LT((*gq)->KvBytes(), (*gf)->KvBytes() / 3 + 1);
+  // Prefill in chunks and decode through the window edge: no crash, finite logits.
+  std::vector<int32_t> toks(400);
+  for (int32_t i = 0; i < 400; ++i) toks[i] = (i * 13 + 5) % c.vocab_size;
+  std::vector<float> logits(c.vocab_size);
+  ASSERT_TRUE((*ga)->Forward(toks.data(), 390, 0, false, logits.data()).ok());
+  for (int32_t i = 390; i < 400; ++i) ASSERT_TRUE((*ga)->Forward(&toks[i], 1, i, false, logits.data()).ok());
+  for (float x : logits) ASSERT_TRUE(std::isfinite(x));
+  int64_t counts[3] = {0, 0, 0};
+  (*ga)->KvPrecisionCounts(0, 400, counts);
+  EXPECT_EQ(counts[0] + counts[1] + counts[2], 400 * c.n_layers);
+  EXPECT_EQ(counts[2], 36 * c.n_layers);
+  EXPECT_GT(counts[0], 0);
+}
+
+// Past the context: an explicit -n that does not fit is an error naming --ctx-shift;
+// with ctx_shift the session keeps the sinks and the newer half and goes on; -1 stops.
+TEST(KvCacheModel, ContextShiftKeepsGoingOtherwiseAClearError) {
+  auto model = Stories();
+  ASSERT_NE(model, nullptr);
+  auto tok = Tokenizer::Create(model->tokenizer_data);
+  ASSERT_TRUE(tok.ok());
+  for (const char* kv : {"f32", "q8", "adaptive"}) {
+    SessionOptions so;
+    so.n_ctx = 64;
+    so.n_threads = 1;
+    ASSERT_TRUE(ParseKvOptions(kv, "squat", 16, 4, &so.kv).ok());
+    GenerateOptions go;
+    go.n_predict = 200;
+    go.ignore_eos = true;
+    go.sampler.temperature = 0;
+    auto noop = [](const std::string&) { return true; };
+    {
+      auto s = Session::Create(*model, **tok, so);
+      ASSERT_TRUE(s.ok());
+      GenerateStats st;
+      Status r = (*s)->Generate({(*tok)->bos()}, go, noop, &st);
+      EXPECT_FALSE(r.ok()) << kv;
+      EXPECT_NE(r.message().find("--ctx-shift"), std::string::npos) << r.message();
+    }
+    {
+      so.ctx_shift = true;
+      auto s = Session::Create(*model, **tok, so);
+      ASSERT_TRUE(s.ok());
+      GenerateStats st;
+      Status r = (*s)->Generate({(*tok)->bos()}, go, noop, &st);
+      ASSERT_TRUE(r.ok()) << r.message();
+      EXPECT_EQ(st.n_generated, 200) << kv;
+      EXPECT_GE(st.n_shifts, 3) << kv;
+      EXPECT_LT((*s)->pos(), 64);
+      EXPECT_EQ((*s)->history()[0], (*tok)->bos());  // the sinks stay
+    }
+    {
+      so.ctx_shift = false;
+      go.n_predict = -1;
+      auto s = Session::Create(*model, **tok, so);
+      ASSERT_TRUE(s.ok());
+      GenerateStats st;
+      ASSERT_TRUE((*s)->Generate({(*tok)->bos()}, go, noop, &st).ok());  // "until the context is full"
+      EXPECT_EQ(st.n_generated, 64);
+      EXPECT_EQ(st.n_shifts, 0);
+    }
+  }
+}
+
+uint64_t RssBytes() {
+  FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f == nullptr) return 0;
+  unsigned long long size = 0, rss = 0;
+  const int got = std::fscanf(f, "%llu %llu", &size, &rss);
+  std::fclose(f);
+  return got == 2 ? rss * static_cast<uint64_t>(sysconf(_SC_PAGESIZE)) : 0;
+}
+
+// A session's resident memory grows by no more than its reported KV bytes plus its
+// activation arena and a fixed allowance (logits, thread stacks, small vectors), and by
+// at least most of the KV bytes (the figure is not an underestimate). The context is
+// made long (64k positions on stories260K) so that the cache dominates.
+TEST(KvCacheModel, SessionMemoryStaysWithinKvBytesPlusArena) {
+  if (RssBytes() == 0) GTEST_SKIP() << "no /proc/self/statm";
+  // A fixed mmap threshold: glibc would otherwise raise it after the first large free and
+  // serve later caches from the heap, whose freed pages stay resident.
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
+  auto model = Stories();
+  ASSERT_NE(model, nullptr);
+  model->config.context_length = 65536;
+  auto tok = Tokenizer::Create(model->tokenizer_data);
+  ASSERT_TRUE(tok.ok());
+  for (const char* name : {"f32", "f16", "q8", "q4", "adaptive"}) {
+    for (const char* policy : {"sink-window", "squat"}) {
+      if (std::string(name) != "adaptive" && std::string(policy) == "squat") continue;
+      SessionOptions so;
+      so.n_ctx = 65536;
+      so.n_threads = 2;
+      ASSERT_TRUE(ParseKvOptions(name, policy, 64, 4, &so.kv).ok());
+      malloc_trim(0);
+      const uint64_t before = RssBytes();
+      auto s = Session::Create(*model, **tok, so);
+      ASSERT_TRUE(s.ok()) << s.status().message();
+      LlamaGraph& g = (*s)->graph();
+      g.FillKvForBench(0, 65535);
+      std::vector<float> logits(model->config.vocab_size);
+      int32_t t = 1;
+      ASSERT_TRUE(g.Forward(&t, 1, 65535, false, logits.data()).ok());
+      const uint64_t grown = RssBytes() - before;
+      const uint64_t fixed = 4u << 20;
+      EXPECT_LE(grown, g.KvBytes() + g.ArenaBytes() + fixed)
+          << name << "/" << policy << ": kv " << g.KvBytes() << " arena " << g.ArenaBytes();
+      EXPECT_GE(grown, g.KvBytes() * 9 / 10) << name << "/" << policy;
+      std::printf("kv %-22s kv_bytes %10llu (%.1f B/token)  arena %8llu  RSS growth %10llu\n",
+                  KvOptionsName(so.kv).c_str(), static_cast<unsigned long long>(g.KvBytes()), g.KvBytesPerToken(),
+                  static_cast<unsigned long long>(g.ArenaBytes()), static_cast<unsigned long long>(grown));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace edgeq
