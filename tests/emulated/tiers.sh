@@ -3,16 +3,18 @@
 # text and two quantized models (w4a8-g32, w8a8: the integer kernels, decode and prefill)
 # with each kernel tier forced by EDGEQ_ISA, and the automatic choice must be the best
 # tier that CPU has. aarch64 also runs quant_test (every tier this CPU has against
-# generic, odd sizes). Registered by tests/CMakeLists.txt (docs/architecture.md,
-# "Emulated tiers").
+# generic, odd sizes) and model_test (the engine against the scalar reference).
+# Registered by tests/CMakeLists.txt (docs/architecture.md, "Emulated tiers").
 # Usage: tiers.sh aarch64|x86_64 BUILD_DIR SRC_DIR CPU BEST_TIER TIER...
 set -uo pipefail
 arch=$1 build=$2 src=$3 cpu=$4 best=$5
 shift 5
 tiers=("$@")
+# Threads: 2 on aarch64 (the threaded split of the ARM kernels); 1 under qemu-x86_64,
+# whose emulation of the pool's spin-waits costs several times the work itself.
 case $arch in
-  aarch64) emu=(qemu-aarch64 -L /usr/aarch64-linux-gnu -cpu "$cpu") ;;
-  x86_64) emu=(qemu-x86_64 -cpu "$cpu") ;;
+  aarch64) emu=(qemu-aarch64 -L /usr/aarch64-linux-gnu -cpu "$cpu"); threads=2 ;;
+  x86_64) emu=(qemu-x86_64 -cpu "$cpu"); threads=1 ;;
   *) echo "tiers.sh: unknown arch $arch"; exit 2 ;;
 esac
 edgeq="$build/edgeq"
@@ -30,6 +32,12 @@ if [ "$arch" = aarch64 ]; then
   else
     cat "$tmp/qt"; bad "quant_test"
   fi
+  echo "== model_test under ${emu[*]}"
+  if "${emu[@]}" "$build/tests/model_test" --gtest_brief=1 >"$tmp/mt" 2>&1; then
+    pass "model_test (engine vs scalar reference, best tier)"
+  else
+    cat "$tmp/mt"; bad "model_test"
+  fi
 fi
 
 # Runs edgeq under the emulator with EDGEQ_ISA=$1 (empty: automatic); output in $tmp/out,
@@ -38,9 +46,9 @@ run() {
   local force=$1 want=$2
   shift 2
   if [ -n "$force" ]; then
-    EDGEQ_ISA=$force "${emu[@]}" "$edgeq" run "$@" --temp 0 -t 2 -v >"$tmp/out" 2>"$tmp/err"
+    EDGEQ_ISA=$force "${emu[@]}" "$edgeq" run "$@" --temp 0 -t $threads -v >"$tmp/out" 2>"$tmp/err"
   else
-    env -u EDGEQ_ISA "${emu[@]}" "$edgeq" run "$@" --temp 0 -t 2 -v >"$tmp/out" 2>"$tmp/err"
+    env -u EDGEQ_ISA "${emu[@]}" "$edgeq" run "$@" --temp 0 -t $threads -v >"$tmp/out" 2>"$tmp/err"
   fi
   local rc=$?
   if [ $rc -ne 0 ]; then cat "$tmp/err"; bad "edgeq run exited $rc (EDGEQ_ISA=$force)"; return 1; fi
@@ -63,15 +71,18 @@ for t in "${tiers[@]}"; do
 done
 
 # Quantized models: every tier's greedy text equals the generic tier's on this CPU.
-# (The quantizer runs under the emulator too: aarch64 binaries cannot run natively.)
+# The quantizer runs natively where it can (x86_64: the same binary), else emulated.
+qemu_q=("${emu[@]}")
+[ "$arch" = x86_64 ] && qemu_q=()
 for s in w4a8-g32 w8a8; do
-  if ! "${emu[@]}" "$edgeq" quantize "$m/stories260K.bin" "$tmp/$s.gguf" -z "$m/tok512.bin" --scheme "$s" -q \
+  if ! "${qemu_q[@]}" "$edgeq" quantize "$m/stories260K.bin" "$tmp/$s.gguf" -z "$m/tok512.bin" --scheme "$s" -q \
       >/dev/null 2>"$tmp/qerr"; then
     cat "$tmp/qerr"; bad "quantize $s"; continue
   fi
   q=(-m "$tmp/$s.gguf" -p "Once upon a time" -n 60)
   run generic generic "${q[@]}" || continue
   cp "$tmp/out" "$tmp/ref_$s"
+  [ -s "$tmp/out" ] && pass "$s runs on generic ($(wc -c <"$tmp/out") bytes of text)" || bad "$s: no text on generic"
   for t in "${tiers[@]}"; do
     [ "$t" = generic ] && continue
     if run "$t" "$t" "${q[@]}"; then
