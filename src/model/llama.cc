@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "core/memory_budget.h"
 #include "kernels/kernels.h"
@@ -40,6 +41,9 @@ RopeParams MakeRopeParams(const ModelConfig& c, const std::vector<float>& freq_f
   return rp;
 }
 
+// Positions per block of the fp32 path's online-softmax attention.
+constexpr int32_t kAttBlock = 64;
+
 static void RotateRows(float* x, int32_t n, int64_t dim) {
   for (int32_t t = 0; t < n; ++t) BlockHadamard(x + t * dim, dim);
 }
@@ -63,7 +67,10 @@ Result<std::unique_ptr<LlamaGraph>> LlamaGraph::Create(const Model& model, int32
   const int64_t T = pool->size();
   const bool exact = kv.type == KvType::kF32 && !kv.adaptive;
   // Attention scores: [threads][n_ctx]; the quantized path scores a whole GQA group at once.
+  // The fp32 path attends with an online softmax over blocks of kAttBlock positions, so
+  // it needs one block of scores per thread, whatever the context.
   const int64_t att_rows = exact ? 1 : c.n_heads / c.n_kv_heads;
+  const int64_t att_floats = exact ? T * kAttBlock : T * n_ctx * att_rows;
   {
     // Sizes in double first: a huge context x sequences x layers product must not wrap.
     // Quantized caches: the bytes of their rows (adaptive: at most 8-bit rows).
@@ -72,7 +79,7 @@ Result<std::unique_ptr<LlamaGraph>> LlamaGraph::Create(const Model& model, int32
                                                                     static_cast<int32_t>(kv_dim)));
     const double kv_d = 2.0 * c.n_layers * static_cast<double>(n_seq) * n_ctx * row_bytes;
     const double arena_d = (static_cast<double>(B) * 2 * (c.dim + q_dim + kv_dim + c.hidden_dim) +
-                            static_cast<double>(T) * n_ctx * att_rows + static_cast<double>(T) * max_cols) * sizeof(float) +
+                            static_cast<double>(att_floats) + static_cast<double>(T) * max_cols) * sizeof(float) +
                            static_cast<double>(QuantActBytes(B, std::max<int64_t>({c.dim, c.hidden_dim, q_dim})));
     const std::string what = "the KV cache for context " + std::to_string(n_ctx) + " x " + std::to_string(n_seq) +
                              " sequence(s) and the activation arena for batch " + std::to_string(max_batch);
@@ -86,7 +93,7 @@ Result<std::unique_ptr<LlamaGraph>> LlamaGraph::Create(const Model& model, int32
   }
   const int64_t kv_elems = static_cast<int64_t>(c.n_layers) * n_seq * n_ctx * kv_dim;
   const int64_t arena = B * c.dim * 2 + B * q_dim * 2 + B * kv_dim * 2 + B * c.hidden_dim * 2 +
-                        T * n_ctx * att_rows + T * max_cols;
+                        att_floats + T * max_cols;
   g->kv_opts_ = kv;
   if (!exact) {
     ASSIGN_OR_RETURN(g->kvq_, KvCache::Create(c.n_layers, n_seq, n_ctx, static_cast<int32_t>(kv_dim),
@@ -119,7 +126,7 @@ Result<std::unique_ptr<LlamaGraph>> LlamaGraph::Create(const Model& model, int32
   g->v_ = take(B * kv_dim);
   g->hb_ = take(B * c.hidden_dim);
   g->hb2_ = take(B * c.hidden_dim);
-  g->att_ = take(T * n_ctx * att_rows);
+  g->att_ = take(att_floats);
   g->scratch_ = take(T * max_cols);
   const int64_t max_in = std::max<int64_t>({c.dim, c.hidden_dim, q_dim});
   g->act_arena_.assign(QuantActBytes(B, max_in), 0);
@@ -221,26 +228,44 @@ void LlamaGraph::Attention(int32_t layer, int32_t n) {
   }
   // One work item per (token, head), claimed dynamically: causal attention gives later
   // tokens more work, so a static split would leave one thread with most of it.
+  // Online softmax over blocks of kAttBlock positions: scores of a block, the running
+  // max m and sum l; when a block raises m, the output so far and l are rescaled by
+  // exp(m_old - m_new). One pass over K and V, and scratch of one block per thread.
   pool_.ParallelForDynamic(static_cast<int64_t>(n) * c.n_heads, 1, [&](int tid, int64_t b, int64_t e) {
-    float* att = att_ + static_cast<int64_t>(tid) * n_ctx_;
+    float* att = att_ + static_cast<int64_t>(tid) * kAttBlock;
     for (int64_t item = b; item < e; ++item) {
       const int32_t t = static_cast<int32_t>(item / c.n_heads);
       const int32_t h = static_cast<int32_t>(item % c.n_heads);
       const int32_t kvh = h / group;
       const int32_t len = batch_[t].pos + 1;  // causal: positions 0..pos of its sequence
-      const float* kc = KCache(layer, batch_[t].seq);
-      const float* vc = VCache(layer, batch_[t].seq);
+      const float* kc = KCache(layer, batch_[t].seq) + static_cast<int64_t>(kvh) * hd;
+      const float* vc = VCache(layer, batch_[t].seq) + static_cast<int64_t>(kvh) * hd;
       const float* q = q_ + t * q_dim + static_cast<int64_t>(h) * hd;
-      for (int32_t s = 0; s < len; ++s) {
-        att[s] = k.dot_f32(q, kc + s * kv_dim + static_cast<int64_t>(kvh) * hd, hd) * scale;
-      }
-      Softmax(att, len);
-      sink_[t * c.n_heads + h] = att[0];
       float* out = attn_out_ + t * q_dim + static_cast<int64_t>(h) * hd;
       std::memset(out, 0, sizeof(float) * hd);
-      for (int32_t s = 0; s < len; ++s) {
-        k.axpy_f32(att[s], vc + s * kv_dim + static_cast<int64_t>(kvh) * hd, out, hd);
+      float m = -std::numeric_limits<float>::infinity(), l = 0.0f, s0 = 0.0f;
+      for (int32_t p0 = 0; p0 < len; p0 += kAttBlock) {
+        const int32_t nb = std::min(kAttBlock, len - p0);
+        float bm = -std::numeric_limits<float>::infinity();
+        for (int32_t s = 0; s < nb; ++s) {
+          att[s] = k.dot_f32(q, kc + (p0 + s) * kv_dim, hd) * scale;
+          bm = std::max(bm, att[s]);
+        }
+        if (p0 == 0) s0 = att[0];
+        if (bm > m) {
+          if (l > 0.0f) {
+            const float r = std::exp(m - bm);
+            l *= r;
+            for (int32_t i = 0; i < hd; ++i) out[i] *= r;
+          }
+          m = bm;
+        }
+        l += k.exp_sum_f32(att, nb, m);
+        for (int32_t s = 0; s < nb; ++s) k.axpy_f32(att[s], vc + (p0 + s) * kv_dim, out, hd);
       }
+      const float inv = 1.0f / l;
+      for (int32_t i = 0; i < hd; ++i) out[i] *= inv;
+      sink_[t * c.n_heads + h] = std::exp(s0 - m) * inv;  // attention to the first token
     }
   });
 }
@@ -391,16 +416,15 @@ void LlamaGraph::ForwardChunk(int32_t n, float* logits) {
         for (int32_t h = 0; h < c.n_heads; ++h) RmsNorm(q + h * c.head_dim, lw.q_norm, q + h * c.head_dim, c.head_dim, c.rms_eps);
         for (int32_t h = 0; h < c.n_kv_heads; ++h) RmsNorm(k + h * c.head_dim, lw.k_norm, k + h * c.head_dim, c.head_dim, c.rms_eps);
       }
-      ApplyRope(rope_, q, c.n_heads, pos);
-      ApplyRope(rope_, k, c.n_kv_heads, pos);
       if (kvq_) {
+        ApplyRopeQK(rope_, q, c.n_heads, k, k, c.n_kv_heads, pos);
         kvq_->Write(l, batch_[t].seq, pos, k, v);
         continue;
       }
-      float* kc = KCache(l, batch_[t].seq);
-      float* vc = VCache(l, batch_[t].seq);
-      std::memcpy(kc + static_cast<int64_t>(pos) * kv_dim, k, sizeof(float) * kv_dim);
-      std::memcpy(vc + static_cast<int64_t>(pos) * kv_dim, v, sizeof(float) * kv_dim);
+      // fp32 cache: the rotated key is written straight into its cache slot.
+      ApplyRopeQK(rope_, q, c.n_heads, k, KCache(l, batch_[t].seq) + static_cast<int64_t>(pos) * kv_dim,
+                  c.n_kv_heads, pos);
+      std::memcpy(VCache(l, batch_[t].seq) + static_cast<int64_t>(pos) * kv_dim, v, sizeof(float) * kv_dim);
     }
     Attention(l, n);
     if (kvq_ && kvq_->tracks_importance()) {

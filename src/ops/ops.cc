@@ -204,4 +204,32 @@ void ApplyRope(const RopeParams& rp, float* v, int32_t n_heads, int32_t pos) {
   }
 }
 
+void ApplyRopeQK(const RopeParams& rp, float* q, int32_t n_q_heads, const float* k, float* k_out,
+                 int32_t n_kv_heads, int32_t pos) {
+  const int32_t hd = rp.head_dim;
+  const int32_t half = hd / 2;
+  for (int32_t i = 0; i < half; ++i) {
+    const float angle = static_cast<float>(pos) * rp.inv_freq[i];
+    const float c = std::cos(angle);
+    const float s = std::sin(angle);
+    const int32_t a = rp.neox ? i : 2 * i;
+    const int32_t b = rp.neox ? i + half : 2 * i + 1;
+    for (int32_t h = 0; h < n_q_heads; ++h) {
+      float* x = q + static_cast<int64_t>(h) * hd;
+      const float x0 = x[a];
+      const float x1 = x[b];
+      x[a] = x0 * c - x1 * s;
+      x[b] = x0 * s + x1 * c;
+    }
+    for (int32_t h = 0; h < n_kv_heads; ++h) {
+      const float* x = k + static_cast<int64_t>(h) * hd;
+      float* y = k_out + static_cast<int64_t>(h) * hd;
+      const float x0 = x[a];
+      const float x1 = x[b];
+      y[a] = x0 * c - x1 * s;
+      y[b] = x0 * s + x1 * c;
+    }
+  }
+}
+
 }  // namespace edgeq

@@ -97,5 +97,10 @@ struct RopeParams {
 };
 // Rotates n_heads consecutive heads of `v` ([n_heads][head_dim]) to position `pos`.
 void ApplyRope(const RopeParams& rp, float* v, int32_t n_heads, int32_t pos);
+// RoPE of one token's query (in place) and key (k -> k_out, which may be k itself or the
+// key's slot in the KV cache: the store is fused into the rotation), with each angle's
+// cos/sin computed once for all heads of both. Same values as two ApplyRope calls.
+void ApplyRopeQK(const RopeParams& rp, float* q, int32_t n_q_heads, const float* k, float* k_out,
+                 int32_t n_kv_heads, int32_t pos);
 
 }  // namespace edgeq
