@@ -12,8 +12,14 @@ once, until --seconds have passed:
     keeps coming;
   - garbage: invalid JSON, invalid UTF-8, wrong types;
   - idle connections: open sockets that send nothing.
-At the end: every slot is free, /health answers, and the server's RSS is back within
---rss-slack-mib of its value after warm-up. Prints one JSON line; exit 1 on any failure.
+The mix first runs for a warm-up (--warmup-seconds, default min(60, seconds/10)), whose
+RSS after the server goes idle is the baseline: the first minute of the mix raises RSS
+once (24 HTTP threads' stacks and per-thread malloc arenas, all touched for the first
+time), and a 60 s and a 600 s run ended at the same RSS (docs/reliability.md). Then the
+mix runs for --seconds. At the end: every slot is free, /health answers, and the
+server's RSS is back within --rss-slack-mib of the baseline. The RSS before any fault
+(after 20 plain requests) is printed too (rss_kib_start). Every request of both phases
+is counted. Prints one JSON line; exit 1 on any failure.
 
   scripts/server_faults.py --edgeq build/edgeq --seconds 600
 """
@@ -81,6 +87,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--parallel", type=int, default=4)
     ap.add_argument("--rss-slack-mib", type=float, default=16)
+    ap.add_argument("--warmup-seconds", type=float, default=-1)
     args = ap.parse_args()
 
     cmd = [args.edgeq, "serve", "--port", "0", "-t", "2", "--parallel", str(args.parallel), "--read-timeout", "2",
@@ -116,12 +123,12 @@ def main():
     for _ in range(20):  # warm-up, then the memory baseline
         post(port, "/v1/completions", json.dumps({"prompt": PROMPTS[0], "max_tokens": 48, "temperature": 0}))
     time.sleep(0.5)
-    rss0 = rss_kib(srv.pid)
-    deadline = time.monotonic() + args.seconds
+    rss_start = rss_kib(srv.pid)
+    dl = [0.0]  # the current phase's deadline
 
     def good(stream):
         rnd = random.Random()
-        while time.monotonic() < deadline:
+        while time.monotonic() < dl[0]:
             p = rnd.choice(PROMPTS)
             try:
                 if stream:
@@ -142,7 +149,7 @@ def main():
                 bump("good_ok")
 
     def disconnector():
-        while time.monotonic() < deadline:
+        while time.monotonic() < dl[0]:
             s = socket.create_connection(("127.0.0.1", port))
             body = json.dumps({"prompt": "Once upon a time", "max_tokens": 400, "stream": True})
             s.sendall(f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -153,7 +160,7 @@ def main():
             time.sleep(0.05)
 
     def slow():
-        while time.monotonic() < deadline:
+        while time.monotonic() < dl[0]:
             s = socket.create_connection(("127.0.0.1", port))
             s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"prompt\":")
             time.sleep(3)  # past the 2 s read timeout
@@ -161,7 +168,7 @@ def main():
             bump("slow")
 
     def oversized():
-        while time.monotonic() < deadline:
+        while time.monotonic() < dl[0]:
             try:
                 st, _ = post(port, "/v1/completions", json.dumps({"prompt": "a" * 200000}))
                 bump("oversized" if st == 413 else "garbage_bad_status")
@@ -181,7 +188,7 @@ def main():
     def garbage():
         bodies = ["{", "[]", '{"prompt": 5}', b'{"prompt":"\xff\xfe"}', '{"prompt":"x","max_tokens":1e99}',
                   '{"messages":[{"role":"user"}]}', "", "null"]
-        while time.monotonic() < deadline:
+        while time.monotonic() < dl[0]:
             for b in bodies:
                 path = "/v1/chat/completions" if "messages" in str(b) else "/v1/completions"
                 try:
@@ -194,7 +201,7 @@ def main():
 
     def idle():
         socks = []
-        while time.monotonic() < deadline:
+        while time.monotonic() < dl[0]:
             if len(socks) < 8:
                 socks.append(socket.create_connection(("127.0.0.1", port)))
                 bump("idle")
@@ -202,23 +209,31 @@ def main():
         for s in socks:
             s.close()
 
-    threads = [threading.Thread(target=good, args=(i % 2 == 0,)) for i in range(4)]
-    mix = os.environ.get("FAULTS", "disconnector,slow,oversized,garbage,idle").split(",")
-    fns = {"disconnector": disconnector, "slow": slow, "oversized": oversized, "garbage": garbage, "idle": idle}
-    threads += [threading.Thread(target=fns[f]) for f in mix if f]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    time.sleep(1.0)
+    def run_mix(seconds):
+        dl[0] = time.monotonic() + seconds
+        threads = [threading.Thread(target=good, args=(i % 2 == 0,)) for i in range(4)]
+        mix = os.environ.get("FAULTS", "disconnector,slow,oversized,garbage,idle").split(",")
+        fns = {"disconnector": disconnector, "slow": slow, "oversized": oversized, "garbage": garbage, "idle": idle}
+        threads += [threading.Thread(target=fns[f]) for f in mix if f]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        time.sleep(1.0)  # the executor goes idle and trims
+
+    warmup = args.warmup_seconds if args.warmup_seconds >= 0 else min(60.0, args.seconds / 10)
+    if warmup > 0:
+        run_mix(warmup)
+    rss0 = rss_kib(srv.pid)
+    run_mix(args.seconds)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     conn.request("GET", "/health")
     health = json.loads(conn.getresponse().read())
     rss1 = rss_kib(srv.pid)
     srv.terminate()
     srv.wait(timeout=30)
-    out = dict(stats, seconds=args.seconds, slots_processing_after=health["slots_processing"],
-               rss_kib_baseline=rss0, rss_kib_after=rss1)
+    out = dict(stats, seconds=args.seconds, warmup_seconds=warmup, slots_processing_after=health["slots_processing"],
+               rss_kib_start=rss_start, rss_kib_baseline=rss0, rss_kib_after=rss1)
     print(json.dumps(out))
     failed = (stats["good_lost"] or stats["good_wrong"] or stats["garbage_bad_status"] or health["slots_processing"] != 0
               or rss1 - rss0 > args.rss_slack_mib * 1024 or stats["good_ok"] == 0)

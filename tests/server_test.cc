@@ -456,6 +456,9 @@ TEST(Server, FullQueueGets503WithRetryAfter) {
   for (int i = 0; i < n; ++i) {
     th.emplace_back([&, i] {
       auto c = ts.Client();
+      // The accepted requests run one after another: under TSan on a loaded machine two
+      // of 400 tokens took longer than the default 60 s read timeout.
+      c.set_read_timeout(600, 0);
       auto r = c.Post("/v1/completions", R"({"prompt":"Once upon a time","max_tokens":400,"temperature":0})",
                       "application/json");
       if (!r) return;

@@ -365,13 +365,20 @@ void HttpServer::HandleGenerate(Endpoint ep, const std::string& path, const void
         // task; the log line waits for the task's end so its figures are final.
         if (!st->done) {
           st->ch->Cancel();
+          // Wait for the task's end event: until it, the executor thread still writes the
+          // channel's figures (itl_seconds, first_token, finished_at) that account() reads
+          // (TSan found the race when one wait of 1 s timed out under load). The executor
+          // ends a cancelled task at its next step, and every task at shutdown.
           Channel::Event e;
-          while (st->ch->Next(&e, std::chrono::milliseconds(1000))) {
-            if (e.finished) {
+          const Clock::time_point give_up = Clock::now() + std::chrono::seconds(60);
+          bool finished = false;
+          while (!finished && Clock::now() < give_up) {
+            if (st->ch->Next(&e, std::chrono::milliseconds(1000)) && e.finished) {
               st->reason = e.reason;
-              break;
+              finished = true;
             }
           }
+          if (!finished) return;  // no end within 60 s: leave its figures out of the metrics
         }
         account(*st->ch, st->reason, st->timed_out, st->done ? "200 stream" : "200 stream (client left)");
       });
