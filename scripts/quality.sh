@@ -7,6 +7,7 @@
 # (val300k = first 300,000 bytes of ref6m/val.txt; calib300k = bytes 300,001-600,000.)
 # --gptq quantizes every configuration with GPTQ (edgeq quantize --gptq, Hessians from
 # CALIB_TEXT); a "+gptq" suffix does it for one configuration, e.g. w4a8-g128:rotate+gptq.
+# Environment: TOKENIZER (llama2.c models), THREADS, SKIP_BASE=1 (no fp32 row).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ALL_GPTQ=""
@@ -20,6 +21,9 @@ if [ "${#CONFIGS[@]}" -eq 0 ]; then
 fi
 TOK=()
 [ -n "${TOKENIZER:-}" ] && TOK=(-z "$TOKENIZER")
+# THREADS=N passes -t N (results do not depend on it; on a loaded machine -t 1 wastes no
+# time in thread synchronisation).
+[ -n "${THREADS:-}" ] && TOK+=(-t "$THREADS")
 work=$(mktemp -d)
 if [ -z "${SKIP_BASE:-}" ]; then
   base=$(build/edgeq perplexity -m "$MODEL" "${TOK[@]}" -f "$EVAL" -c "$CTX" --json --no-progress)

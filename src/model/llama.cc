@@ -397,8 +397,10 @@ void LlamaGraph::ForwardChunk(int32_t n, float* logits) {
       if (fuse_qkv) RmsNormQuant(x_ + t * D, lw.attn_norm, xb_ + t * D, D, c.rms_eps, &qa, t);
       else RmsNorm(x_ + t * D, lw.attn_norm, xb_ + t * D, D, c.rms_eps);
     });
-    if (observer_) observer_->Observe(l, "attn_in", xb_, n, D);
+    // Observers (calibration statistics, GPTQ Hessians) see what the matmul reads:
+    // the rotated input when the model rotates its matrix inputs.
     if (c.rotate_inputs) RotateRows(xb_, n, D);
+    if (observer_) observer_->Observe(l, "attn_in", xb_, n, D);
     mm_.act_ready = fuse_qkv;
     MatMulMulti(qkv, 3, xb_, D, n, mm_, pool_);
     mm_.act_ready = false;
@@ -442,8 +444,8 @@ void LlamaGraph::ForwardChunk(int32_t n, float* logits) {
       }
     }
     if (adaptive_) UpdateLowBits(l, n);
-    if (observer_) observer_->Observe(l, "attn_out", attn_out_, n, q_dim);
     if (c.rotate_inputs) RotateRows(attn_out_, n, q_dim);
+    if (observer_) observer_->Observe(l, "attn_out", attn_out_, n, q_dim);
     MatMul(lw.wo, attn_out_, q_dim, n, xb_, D, mm_, pool_);
     const MatMulOut gate_up[2] = {{&lw.w_gate, hb_, H}, {&lw.w_up, hb2_, H}};
     const bool fuse_ffn = fuse_ && !c.rotate_inputs && MatMulQuantizesInput(gate_up, 2, n, mm_);
@@ -454,8 +456,8 @@ void LlamaGraph::ForwardChunk(int32_t n, float* logits) {
       if (fuse_ffn) RmsNormQuant(xt, lw.ffn_norm, bt, D, c.rms_eps, &qa, t);
       else RmsNorm(xt, lw.ffn_norm, bt, D, c.rms_eps);
     });
-    if (observer_) observer_->Observe(l, "ffn_in", xb_, n, D);
     if (c.rotate_inputs) RotateRows(xb_, n, D);
+    if (observer_) observer_->Observe(l, "ffn_in", xb_, n, D);
     mm_.act_ready = fuse_ffn;
     MatMulMulti(gate_up, 2, xb_, D, n, mm_, pool_);
     mm_.act_ready = false;
@@ -466,8 +468,8 @@ void LlamaGraph::ForwardChunk(int32_t n, float* logits) {
       if (fuse_down) SwiGluQuant(hb_ + t * H, hb2_ + t * H, H, &ha, t);
       else SwiGlu(hb_ + t * H, hb2_ + t * H, H);
     });
-    if (observer_) observer_->Observe(l, "ffn_mid", hb_, n, H);
     if (c.rotate_inputs) RotateRows(hb_, n, H);
+    if (observer_) observer_->Observe(l, "ffn_mid", hb_, n, H);
     mm_.act_ready = fuse_down;
     MatMul(lw.w_down, hb_, H, n, xb_, D, mm_, pool_);
     mm_.act_ready = false;
