@@ -3,7 +3,9 @@
 # against the same weights with an fp32 KV cache (`edgeq perplexity --kl-fp32-kv`).
 # Prints one JSON object per line.
 # Usage: scripts/kv_quality.sh MODEL EVAL_TEXT CTX [kv-config ...]
-#   kv-config: f16, q8, q4, q2, or adaptive:POLICY:WINDOW:SINKS (e.g. adaptive:squat:32:4)
+#   kv-config: f16, q8, q4, q2, or adaptive:POLICY:WINDOW:SINKS (e.g. adaptive:squat:32:4);
+#   a "+rot" suffix adds --kv-rotate (q4+rot, adaptive:squat:32:4+rot).
+#   CHUNKS=N in the environment scores only the first N chunks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL="$1"; EVAL="$2"; CTX="$3"; shift 3
@@ -11,9 +13,13 @@ CONFIGS=("$@")
 [ "${#CONFIGS[@]}" -eq 0 ] && CONFIGS=(f16 q8 q4 q2 adaptive:sink-window:32:4 adaptive:squat:32:4)
 TOK=()
 [ -n "${TOKENIZER:-}" ] && TOK=(-z "$TOKENIZER")
+EXTRA=()
+[ -n "${CHUNKS:-}" ] && EXTRA=(--chunks "$CHUNKS")
 for cfg in "${CONFIGS[@]}"; do
-  IFS=: read -r type policy window sinks <<< "$cfg"
-  args=(--kv-type "$type")
+  c="${cfg%+rot}"
+  IFS=: read -r type policy window sinks <<< "$c"
+  args=(--kv-type "$type" "${EXTRA[@]}")
+  [ "$c" != "$cfg" ] && args+=(--kv-rotate)
   [ -n "${policy:-}" ] && args+=(--kv-policy "$policy" --kv-window "$window" --kv-sinks "$sinks")
   res=$(build/edgeq perplexity -m "$MODEL" "${TOK[@]}" -f "$EVAL" -c "$CTX" --kl-fp32-kv --json --no-progress "${args[@]}")
   echo "{\"kv\":\"$cfg\",\"result\":$res}"

@@ -80,6 +80,22 @@ TEST(KvFormat, DroppingTheLoPlaneGivesTheTwoBitReconstruction) {
   EXPECT_LT(e2 / dim, 0.25);  // a 2-bit grid over ~N(0,1) groups
 }
 
+TEST(KvFormat, HeadRotationIsOrthogonal) {
+  for (int32_t hd : {8, 48, 64, 12, 7}) {
+    auto q = Random(hd, hd), k = Random(hd, hd + 1);
+    double dot = 0;
+    for (int32_t i = 0; i < hd; ++i) dot += q[i] * k[i];
+    auto rq = q, rk = k;
+    KvRotate(rq.data(), hd);
+    KvRotate(rk.data(), hd);
+    double rdot = 0;
+    for (int32_t i = 0; i < hd; ++i) rdot += rq[i] * rk[i];
+    EXPECT_NEAR(rdot, dot, 1e-4 * (1 + std::fabs(dot))) << hd;
+    KvUnrotate(rq.data(), hd);
+    for (int32_t i = 0; i < hd; ++i) EXPECT_NEAR(rq[i], q[i], 1e-5) << hd;
+  }
+}
+
 // Every kernel tier against the scalar reference and against a dequantized fp64
 // computation, on odd token counts, head sizes that are and are not multiples of 8, and
 // heads that straddle 32-channel groups.
@@ -257,9 +273,11 @@ TEST(KvCacheModel, FormatsTrackTheFp32Cache) {
   std::vector<float> base(static_cast<size_t>(n) * V), got(base.size());
   ASSERT_TRUE((*ref)->Forward(toks.data(), n, 0, true, base.data()).ok());
   double prev = 0;
-  for (const char* name : {"f16", "q8", "q4", "q2"}) {
+  for (const char* name : {"f16", "q8", "q4", "q2", "q4+rot"}) {
     KvCacheOptions o;
-    ASSERT_TRUE(ParseKvOptions(name, "sink-window", 32, 4, &o).ok());
+    const bool rot = std::string(name) == "q4+rot";
+    if (rot) prev = 0;
+    ASSERT_TRUE(ParseKvOptions(rot ? "q4" : name, "sink-window", 32, 4, &o, rot).ok());
     auto g = LlamaGraph::Create(*model, 512, 64, &pool, 1, o);
     ASSERT_TRUE(g.ok());
     ASSERT_TRUE((*g)->Forward(toks.data(), n, 0, true, got.data()).ok());
@@ -272,6 +290,9 @@ TEST(KvCacheModel, FormatsTrackTheFp32Cache) {
     std::printf("kv %s: mean |logit error| %.5f, max %.4f\n", name, err, emax);
     EXPECT_GT(err, prev) << name;  // fewer bits, larger error
     EXPECT_LT(err, std::string(name) == "f16" ? 0.004 : std::string(name) == "q8" ? 0.15 : 2.5) << name;
+    if (rot) {
+      EXPECT_GT(err, 0.0);  // rotation went through: still a 4-bit cache
+    }
     prev = err;
     // Token-by-token decode reads the same cache the same way.
     auto g1 = LlamaGraph::Create(*model, 512, 1, &pool, 1, o);

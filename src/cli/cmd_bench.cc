@@ -89,8 +89,19 @@ int Run(BenchFlags& f) {
     source = std::move(model);
     model = std::move(q).value();
   }
-  auto kv = ToKvOptions(f.kv);
-  if (!kv.ok()) return Fail(kv.status());
+  // --kv-type may list several formats (f16,q8,q4): the tests then alternate between them
+  // repetition by repetition, so that a shared machine's drift hits all alike.
+  std::vector<KvCacheOptions> kvs;
+  for (size_t at = 0; at <= f.kv.type.size();) {
+    size_t comma = f.kv.type.find(',', at);
+    if (comma == std::string::npos) comma = f.kv.type.size();
+    KvFlags one = f.kv;
+    one.type = f.kv.type.substr(at, comma - at);
+    auto kv = ToKvOptions(one);
+    if (!kv.ok()) return Fail(kv.status());
+    kvs.push_back(*kv);
+    at = comma + 1;
+  }
   const int32_t max_d = *std::max_element(f.depth.begin(), f.depth.end());
   if (*std::min_element(f.depth.begin(), f.depth.end()) < 0) return Fail("-d must not be negative");
   {
@@ -137,8 +148,15 @@ int Run(BenchFlags& f) {
     int32_t max_p = *std::max_element(f.n_prompt.begin(), f.n_prompt.end());
     int32_t max_g = *std::max_element(f.n_gen.begin(), f.n_gen.end());
     const int32_t n_ctx = std::min(c.context_length, std::max(max_p, max_d + max_g) + 1);
-    auto graph = LlamaGraph::Create(*model, n_ctx, std::clamp(max_p, 1, 512), &pool, 1, *kv);  // -p 0: decode only
-    if (!graph.ok()) return Fail(graph.status());
+    std::vector<std::unique_ptr<LlamaGraph>> graphs;
+    for (const KvCacheOptions& kv : kvs) {
+      auto graph = LlamaGraph::Create(*model, n_ctx, std::clamp(max_p, 1, 512), &pool, 1, kv);  // -p 0: decode only
+      if (!graph.ok()) return Fail(graph.status());
+      graphs.push_back(std::move(graph).value());
+      std::fprintf(stderr, "edgeq: KV cache %s: %llu bytes for %d positions (%.1f bytes per token)\n",
+                   KvOptionsName(kv).c_str(), static_cast<unsigned long long>(graphs.back()->KvBytes()), n_ctx,
+                   graphs.back()->KvBytesPerToken());
+    }
     std::vector<float> logits(c.vocab_size);
     std::vector<int32_t> toks(std::max(max_p, 1));
     for (size_t i = 0; i < toks.size(); ++i) toks[i] = static_cast<int32_t>((i * 7919 + 13) % c.vocab_size);
@@ -159,69 +177,85 @@ int Run(BenchFlags& f) {
       }
       // Decode at depth d: positions 0..d-1 hold synthetic keys and values (no prefill is
       // timed or even run), then every repetition decodes n_gen tokens from position d.
-      if (t.depth > 0) (*graph)->FillKvForBench(0, t.depth);
-      std::vector<double> ts;
+      for (auto& g : graphs) {
+        if (t.depth > 0) g->FillKvForBench(0, t.depth);
+      }
+      std::vector<std::vector<double>> tss(graphs.size());
       for (int rep = -1; rep < f.reps; ++rep) {  // rep -1 is the warm-up
-        auto t0 = std::chrono::steady_clock::now();
-        if (t.n_prompt > 0) {
-          Status st = (*graph)->Forward(toks.data(), t.n_prompt, 0, false, logits.data());
-          if (!st.ok()) return Fail(st);
-        } else {
-          for (int32_t i = 0; i < t.n_gen; ++i) {
-            int32_t tok = toks[i % toks.size()];
-            Status st = (*graph)->Forward(&tok, 1, t.depth + i, false, logits.data());
+        for (size_t gi = 0; gi < graphs.size(); ++gi) {
+          LlamaGraph* graph = graphs[gi].get();
+          auto t0 = std::chrono::steady_clock::now();
+          if (t.n_prompt > 0) {
+            Status st = graph->Forward(toks.data(), t.n_prompt, 0, false, logits.data());
             if (!st.ok()) return Fail(st);
+          } else {
+            for (int32_t i = 0; i < t.n_gen; ++i) {
+              int32_t tok = toks[i % toks.size()];
+              Status st = graph->Forward(&tok, 1, t.depth + i, false, logits.data());
+              if (!st.ok()) return Fail(st);
+            }
           }
+          const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+          if (rep >= 0) tss[gi].push_back((t.n_prompt + t.n_gen) / s);
         }
-        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        if (rep >= 0) ts.push_back((t.n_prompt + t.n_gen) / s);
       }
-      Stat st = Summarize(ts);
-      nlohmann::json j;
-      j["model_filename"] = name;
-      j["model_type"] = c.arch;
-      j["model_size"] = stored;
-      j["model_n_params"] = params;
-      j["n_threads"] = threads;
-      j["n_prompt"] = t.n_prompt;
-      j["n_gen"] = t.n_gen;
-      j["n_depth"] = t.depth;
-      j["kv_type"] = KvOptionsName(*kv);
-      j["kv_bytes"] = (*graph)->KvBytes();
-      j["kv_bytes_per_token"] = (*graph)->KvBytesPerToken();
-      j["n_ctx"] = n_ctx;
-      j["test"] = t.name;
-      j["avg_ts"] = st.mean;
-      j["stddev_ts"] = st.sd;
-      j["samples_ts"] = st.samples;
-      j["scheme"] = scheme;
-      j["bpw"] = bpw;
-      j["isa"] = Kernels().isa;
-      j["peak_rss_bytes"] = PeakRssBytes();
-      if (t.n_gen > 0) {
-        const double gbps = st.mean * weight_bytes / 1e9;
-        j["weight_bytes_per_token"] = weight_bytes;
-        j["decode_weight_gbps"] = gbps;
-        if (membw > 0) {
-          j["membw_gbps"] = membw;
-          j["membw_fraction"] = gbps / membw;
+      for (size_t gi = 0; gi < graphs.size(); ++gi) {
+        const std::vector<double>& ts = tss[gi];
+        LlamaGraph* graph = graphs[gi].get();
+        const KvCacheOptions* kv = &kvs[gi];
+        Stat st = Summarize(ts);
+        nlohmann::json j;
+        j["model_filename"] = name;
+        j["model_type"] = c.arch;
+        j["model_size"] = stored;
+        j["model_n_params"] = params;
+        j["n_threads"] = threads;
+        j["n_prompt"] = t.n_prompt;
+        j["n_gen"] = t.n_gen;
+        j["n_depth"] = t.depth;
+        j["kv_type"] = KvOptionsName(*kv);
+        j["kv_bytes"] = graph->KvBytes();
+        j["kv_bytes_per_token"] = graph->KvBytesPerToken();
+        {
+          std::vector<double> sorted = ts;
+          std::sort(sorted.begin(), sorted.end());
+          const size_t m = sorted.size();
+          j["median_ts"] = m % 2 ? sorted[m / 2] : 0.5 * (sorted[m / 2 - 1] + sorted[m / 2]);
         }
-        // The table stays llama-bench's; the bandwidth view goes to stderr.
-        std::fprintf(stderr, "edgeq: %s, %d threads: %.1f MB of weights per token, %.1f GB/s", t.name.c_str(),
-                     threads, weight_bytes / 1e6, gbps);
-        if (membw > 0) std::fprintf(stderr, " = %.0f%% of the measured %.1f GB/s", 100.0 * gbps / membw, membw);
-        std::fprintf(stderr, "\n");
-      }
-      out.push_back(j);
-      if (!f.json) {
-        char size[32];
-        std::snprintf(size, sizeof size, "%.2f MiB", stored / 1048576.0);
-        char rate[48];
-        std::snprintf(rate, sizeof rate, "%.2f ± %.2f", st.mean, st.sd);
-        std::printf("| %-22s | %-8s | %10s | %5.2f | %7d | %-8s | %8.1f | %14s | %18s |\n", name.c_str(),
-                    scheme.c_str(), size, bpw, threads, KvOptionsName(*kv).substr(0, 8).c_str(),
-                    (*graph)->KvBytesPerToken(), t.name.c_str(), rate);
-        std::fflush(stdout);
+        j["n_ctx"] = n_ctx;
+        j["test"] = t.name;
+        j["avg_ts"] = st.mean;
+        j["stddev_ts"] = st.sd;
+        j["samples_ts"] = st.samples;
+        j["scheme"] = scheme;
+        j["bpw"] = bpw;
+        j["isa"] = Kernels().isa;
+        j["peak_rss_bytes"] = PeakRssBytes();
+        if (t.n_gen > 0) {
+          const double gbps = st.mean * weight_bytes / 1e9;
+          j["weight_bytes_per_token"] = weight_bytes;
+          j["decode_weight_gbps"] = gbps;
+          if (membw > 0) {
+            j["membw_gbps"] = membw;
+            j["membw_fraction"] = gbps / membw;
+          }
+          // The table stays llama-bench's; the bandwidth view goes to stderr.
+          std::fprintf(stderr, "edgeq: %s, %d threads: %.1f MB of weights per token, %.1f GB/s", t.name.c_str(),
+                       threads, weight_bytes / 1e6, gbps);
+          if (membw > 0) std::fprintf(stderr, " = %.0f%% of the measured %.1f GB/s", 100.0 * gbps / membw, membw);
+          std::fprintf(stderr, "\n");
+        }
+        out.push_back(j);
+        if (!f.json) {
+          char size[32];
+          std::snprintf(size, sizeof size, "%.2f MiB", stored / 1048576.0);
+          char rate[48];
+          std::snprintf(rate, sizeof rate, "%.2f ± %.2f", st.mean, st.sd);
+          std::printf("| %-22s | %-8s | %10s | %5.2f | %7d | %-8s | %8.1f | %14s | %18s |\n", name.c_str(),
+                      scheme.c_str(), size, bpw, threads, KvOptionsName(*kv).substr(0, 8).c_str(),
+                      graph->KvBytesPerToken(), t.name.c_str(), rate);
+          std::fflush(stdout);
+        }
       }
     }
   }

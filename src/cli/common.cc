@@ -29,7 +29,7 @@ void AddModelFlags(CLI::App* app, ModelFlags* f, bool with_runtime) {
 }
 
 void AddKvFlags(CLI::App* app, KvFlags* f, bool with_shift) {
-  app->add_option("--kv-type", f->type,
+  app->add_option("--kv-type", f->type,  // bench: a comma-separated list
                   "KV-cache format: f32 (default, exact), f16, q8, q4, q2 (per-token groups of 32 with fp16 "
                   "scale+min), adaptive (sinks + recent window at q8, older tokens re-quantized to 4/2 bits)");
   app->add_option("--kv-policy", f->policy,
@@ -38,6 +38,8 @@ void AddKvFlags(CLI::App* app, KvFlags* f, bool with_shift) {
       ->check(CLI::Range(1, 1 << 24));
   app->add_option("--kv-sinks", f->sinks, "adaptive: first tokens kept at 8 bits (default 4)")
       ->check(CLI::Range(0, 1 << 24));
+  app->add_flag("--kv-rotate", f->rotate,
+                "rotate q/k/v per head (Walsh-Hadamard with fixed signs) before the KV cache quantizes them");
   if (with_shift) {
     app->add_flag("--ctx-shift", f->ctx_shift,
                   "when the context is full, keep the first --kv-sinks tokens and the newer half of the rest and "
@@ -47,7 +49,7 @@ void AddKvFlags(CLI::App* app, KvFlags* f, bool with_shift) {
 
 Result<KvCacheOptions> ToKvOptions(const KvFlags& f) {
   KvCacheOptions o;
-  RETURN_IF_ERROR(ParseKvOptions(f.type, f.policy, f.window, f.sinks, &o));
+  RETURN_IF_ERROR(ParseKvOptions(f.type, f.policy, f.window, f.sinks, &o, f.rotate));
   return o;
 }
 

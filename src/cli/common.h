@@ -30,6 +30,7 @@ struct KvFlags {
   int32_t window = 32;
   int32_t sinks = 4;
   bool ctx_shift = false;
+  bool rotate = false;
 };
 void AddKvFlags(CLI::App* app, KvFlags* f, bool with_shift);
 Result<KvCacheOptions> ToKvOptions(const KvFlags& f);

@@ -308,6 +308,9 @@ void LlamaGraph::AttendQuantized(int32_t layer, int32_t t, int32_t kvh, int tid)
     kvq_->ForEachSpan(layer, seq, len, [&](int32_t p0, const KvSpan&, const KvSpan& vs) {
       k.kv_accum(vs, off, hd, att + p0, nq, n_ctx_, out, hd);
     });
+    if (kv_opts_.rotate) {
+      for (int32_t j = 0; j < nq; ++j) KvUnrotate(out + static_cast<int64_t>(j) * hd, hd);
+    }
   }
 }
 
@@ -420,6 +423,13 @@ void LlamaGraph::ForwardChunk(int32_t n, float* logits) {
       }
       if (kvq_) {
         ApplyRopeQK(rope_, q, c.n_heads, k, k, c.n_kv_heads, pos);
+        if (kv_opts_.rotate) {  // spreads outlier channels before quantization (KvRotate)
+          for (int32_t h = 0; h < c.n_heads; ++h) KvRotate(q + h * c.head_dim, c.head_dim);
+          for (int32_t h = 0; h < c.n_kv_heads; ++h) {
+            KvRotate(k + h * c.head_dim, c.head_dim);
+            KvRotate(v + h * c.head_dim, c.head_dim);
+          }
+        }
         kvq_->Write(l, batch_[t].seq, pos, k, v);
         continue;
       }

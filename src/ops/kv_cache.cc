@@ -1,13 +1,44 @@
 #include "ops/kv_cache.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <limits>
 
 namespace edgeq {
 
+namespace {
+int32_t RotBlock(int32_t hd) { return std::min(hd & -hd, 128); }
+inline float Sign(int32_t i) { return ((static_cast<uint32_t>(i) * 0x9E3779B1u) >> 31) ? -1.0f : 1.0f; }
+void Fwht(float* x, int32_t b) {
+  for (int32_t len = 1; len < b; len <<= 1) {
+    for (int32_t i = 0; i < b; i += 2 * len) {
+      for (int32_t j = i; j < i + len; ++j) {
+        const float a = x[j], c = x[j + len];
+        x[j] = a + c;
+        x[j + len] = a - c;
+      }
+    }
+  }
+}
+}  // namespace
+
+void KvRotate(float* x, int32_t hd) {
+  const int32_t b = RotBlock(hd);
+  const float norm = 1.0f / std::sqrt(static_cast<float>(b));
+  for (int32_t i = 0; i < hd; ++i) x[i] *= Sign(i) * norm;
+  for (int32_t o = 0; o < hd; o += b) Fwht(x + o, b);
+}
+
+void KvUnrotate(float* x, int32_t hd) {
+  const int32_t b = RotBlock(hd);
+  const float norm = 1.0f / std::sqrt(static_cast<float>(b));
+  for (int32_t o = 0; o < hd; o += b) Fwht(x + o, b);
+  for (int32_t i = 0; i < hd; ++i) x[i] *= Sign(i) * norm;
+}
+
 Status ParseKvOptions(const std::string& type, const std::string& policy, int32_t window, int32_t sinks,
-                      KvCacheOptions* out) {
+                      KvCacheOptions* out, bool rotate) {
   KvCacheOptions o;
   if (type == "adaptive") {
     o.adaptive = true;
@@ -26,13 +57,15 @@ Status ParseKvOptions(const std::string& type, const std::string& policy, int32_
   if (sinks < 0) return InvalidArgument("--kv-sinks must not be negative");
   o.window = window;
   o.sinks = sinks;
+  o.rotate = rotate && (o.adaptive || o.type != KvType::kF32);
   *out = o;
   return Status::Ok();
 }
 
 std::string KvOptionsName(const KvCacheOptions& o) {
-  if (!o.adaptive) return KvTypeName(o.type);
-  return std::string("adaptive/") + (o.policy == KvPolicy::kSquat ? "squat" : "sink-window") + " w" +
+  const std::string rot = o.rotate ? "+rot" : "";
+  if (!o.adaptive) return KvTypeName(o.type) + rot;
+  return std::string("adaptive/") + (o.policy == KvPolicy::kSquat ? "squat" : "sink-window") + rot + " w" +
          std::to_string(o.window) + " s" + std::to_string(o.sinks);
 }
 

@@ -47,11 +47,20 @@ struct KvCacheOptions {
   KvPolicy policy = KvPolicy::kSinkWindow;
   int32_t window = 32;  // adaptive: recent tokens kept at 8 bits
   int32_t sinks = 4;    // adaptive: first tokens kept at 8 bits
+  // Rotate q, k and v of every head by a fixed orthogonal matrix (KvRotate) before the
+  // cache quantizes them, and the attention output back: spreads outlier channels.
+  bool rotate = false;
 };
+
+// Per-head rotation R = H diag(s) / sqrt(b) on consecutive blocks of b channels, b the
+// largest power of two dividing hd (at most 128), H the Walsh-Hadamard matrix, s a fixed
+// +-1 pattern. Orthogonal: (R q).(R k) = q.k, and sum p_i R v_i = R (sum p_i v_i).
+void KvRotate(float* x, int32_t hd);
+void KvUnrotate(float* x, int32_t hd);  // R^T
 
 // Parses --kv-type / --kv-policy values (adaptive sets .adaptive).
 Status ParseKvOptions(const std::string& type, const std::string& policy, int32_t window, int32_t sinks,
-                      KvCacheOptions* out);
+                      KvCacheOptions* out, bool rotate = false);
 std::string KvOptionsName(const KvCacheOptions& o);  // "q4", "adaptive/squat w32 s4"
 
 class KvCache {
