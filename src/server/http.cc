@@ -62,6 +62,10 @@ Status HttpServer::Bind() {
 
 void HttpServer::Start() {
   thread_ = std::thread([this] { http_->listen_after_bind(); });
+  // httplib's stop() does nothing until the listen loop has started (is_running), so a
+  // Stop() right after Start() (a model that fails to load) would be lost and the join
+  // would wait forever: return only once the loop runs (bounded; it starts at once).
+  for (int i = 0; i < 5000 && !http_->is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
 }
 
 void HttpServer::SetReady(std::unique_ptr<Executor> exec, ApiContext ctx, uint64_t kv_bytes) {
