@@ -10,6 +10,7 @@
 
 #include "core/fp16.h"
 #include "kernels/kernels.h"
+#include "kernels/x86_act_block.h"
 
 namespace edgeq::EDGEQ_KNS {
 namespace {
@@ -44,67 +45,16 @@ inline __m256i Nibbles(const uint8_t* qs, int g, int k) {
 }  // namespace
 
 void QuantizeAct(const float* x, int64_t x_stride, int64_t n_tok, int64_t n, QuantAct* a) {
-  const __m256 sign = _mm256_set1_ps(-0.0f);
   for (int64_t t = 0; t < n_tok; ++t) {
     const float* row = x + t * x_stride;
-    int8_t* q = a->q + t * a->nb * kActBlock;
     for (int64_t b = 0; b < a->nb; ++b) {
       const int64_t lo = b * kActBlock;
-      if (lo + kActBlock > n) {  // partial tail block: scalar
-        float amax = 0;
-        bool nan = false;
-        for (int64_t i = lo; i < n; ++i) {
-          amax = std::max(amax, std::fabs(row[i]));
-          nan |= std::isnan(row[i]);
-        }
-        const float d = ActScale(amax / 127.0f, nan), id = d > 0 ? 1.0f / d : 0.0f;
-        int32_t sum = 0;
-        for (int64_t i = 0; i < kActBlock; ++i) {
-          const int v = lo + i < n ? ActCode(row[lo + i] * id, 127.0f) : 0;
-          q[lo + i] = static_cast<int8_t>(v);
-          sum += v;
-        }
-        a->d[t * a->nb + b] = d;
-        a->s[t * a->nb + b] = sum;
-        a->c[t * a->nb + b] = d * static_cast<float>(sum);
+      if (lo + kActBlock > n) {  // partial tail block: the scalar reference's
+        generic::QuantizeActBlock(row + lo, n - lo, a, t, b);
         continue;
       }
-      __m256 v0 = _mm256_loadu_ps(row + lo), v1 = _mm256_loadu_ps(row + lo + 8);
-      __m256 v2 = _mm256_loadu_ps(row + lo + 16), v3 = _mm256_loadu_ps(row + lo + 24);
-      __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
-                               _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
-      __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-      m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-      m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-      const float amax = _mm_cvtss_f32(m4);
-      // max_ps drops NaNs: find them separately (ActScale/ActCode in quant_act.h).
-      const __m256 un = _mm256_or_ps(_mm256_or_ps(_mm256_cmp_ps(v0, v0, _CMP_UNORD_Q), _mm256_cmp_ps(v1, v1, _CMP_UNORD_Q)),
-                                     _mm256_or_ps(_mm256_cmp_ps(v2, v2, _CMP_UNORD_Q), _mm256_cmp_ps(v3, v3, _CMP_UNORD_Q)));
-      const bool nan = _mm256_movemask_ps(un) != 0;
-      const float d = ActScale(amax / 127.0f, nan), id = d > 0 ? 1.0f / d : 0.0f;
-      const __m256 vid = _mm256_set1_ps(id);
-      const __m256 lim = _mm256_set1_ps(127.0f), nlim = _mm256_set1_ps(-127.0f);
-      // NaN -> 0 (the and with the ordered mask), then clamp to [-127, 127]; round to
-      // nearest even, like lrintf in the reference. Finite blocks are unchanged by both.
-      auto code = [&](__m256 v) {
-        __m256 r = _mm256_mul_ps(v, vid);
-        r = _mm256_and_ps(r, _mm256_cmp_ps(r, r, _CMP_ORD_Q));
-        return _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(r, nlim), lim));
-      };
-      __m256i i0 = code(v0), i1 = code(v1);
-      __m256i i2 = code(v2), i3 = code(v3);
-      __m256i s = _mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3));
-      __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-      s4 = _mm_hadd_epi32(s4, s4);
-      s4 = _mm_hadd_epi32(s4, s4);
-      // Pack 32 int32 -> 32 int8 in element order (packs interleave 128-bit lanes).
-      __m256i p01 = _mm256_packs_epi32(i0, i1), p23 = _mm256_packs_epi32(i2, i3);
-      __m256i p = _mm256_packs_epi16(p01, p23);
-      p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + lo), p);
-      a->d[t * a->nb + b] = d;
-      a->s[t * a->nb + b] = _mm_cvtsi128_si32(s4);
-      a->c[t * a->nb + b] = d * static_cast<float>(a->s[t * a->nb + b]);
+      QuantizeActBlock32Avx2(_mm256_loadu_ps(row + lo), _mm256_loadu_ps(row + lo + 8), _mm256_loadu_ps(row + lo + 16),
+                             _mm256_loadu_ps(row + lo + 24), a, t, b);
     }
   }
 }

@@ -2,6 +2,7 @@
 #include <immintrin.h>
 
 #include "kernels/kernels.h"
+#include "kernels/x86_act_block.h"
 
 namespace edgeq::avx2 {
 
@@ -79,47 +80,6 @@ void SwiGluF32(float* gate, const float* up, int64_t n) {
 
 namespace {
 
-// 32 values in four registers quantized into block b of token row t of `a`, exactly as
-// QuantizeAct does a full block (max|v| / 127, round to nearest even: the reference's
-// lrintf in the default rounding mode).
-inline void QuantBlock32(__m256 v0, __m256 v1, __m256 v2, __m256 v3, QuantAct* a, int64_t t, int64_t b) {
-  const __m256 sign = _mm256_set1_ps(-0.0f);
-  __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
-                           _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
-  __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-  m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-  m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-  const float amax = _mm_cvtss_f32(m4);
-  // Non-finite blocks (max_ps drops NaNs; an Inf makes every code NaN): the reference's
-  // NaN/Inf rules (ActCode/ActScale in quant_act.h), so codes and sums stay in range.
-  const __m256 un = _mm256_or_ps(_mm256_or_ps(_mm256_cmp_ps(v0, v0, _CMP_UNORD_Q), _mm256_cmp_ps(v1, v1, _CMP_UNORD_Q)),
-                                 _mm256_or_ps(_mm256_cmp_ps(v2, v2, _CMP_UNORD_Q), _mm256_cmp_ps(v3, v3, _CMP_UNORD_Q)));
-  if (_mm256_movemask_ps(un) != 0 || !(amax <= 3.4028235e38f)) {
-    alignas(32) float tmp[kActBlock];
-    _mm256_store_ps(tmp, v0);
-    _mm256_store_ps(tmp + 8, v1);
-    _mm256_store_ps(tmp + 16, v2);
-    _mm256_store_ps(tmp + 24, v3);
-    generic::QuantizeActBlock(tmp, kActBlock, a, t, b);
-    return;
-  }
-  const float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
-  const __m256 vid = _mm256_set1_ps(id);
-  const __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, vid)), i1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, vid));
-  const __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, vid)), i3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, vid));
-  const __m256i s = _mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3));
-  __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-  s4 = _mm_hadd_epi32(s4, s4);
-  s4 = _mm_hadd_epi32(s4, s4);
-  __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
-  p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(a->q + (t * a->nb + b) * kActBlock), p);
-  const int32_t sum = _mm_cvtsi128_si32(s4);
-  a->d[t * a->nb + b] = d;
-  a->s[t * a->nb + b] = sum;
-  a->c[t * a->nb + b] = d * static_cast<float>(sum);
-}
-
 inline __m256 Silu8Mul(__m256 g, __m256 u) {  // SwiGluF32's vector body
   const __m256 e = Exp8(_mm256_sub_ps(_mm256_setzero_ps(), g));
   return _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e)), u);
@@ -137,7 +97,7 @@ void NormQuantAct(const float* x, const float* w, float scale, float* out, int64
       v[k] = _mm256_mul_ps(_mm256_loadu_ps(w + lo + 8 * k), _mm256_mul_ps(vs, _mm256_loadu_ps(x + lo + 8 * k)));
       _mm256_storeu_ps(out + lo + 8 * k, v[k]);
     }
-    QuantBlock32(v[0], v[1], v[2], v[3], a, t, b);
+    QuantizeActBlock32Avx2(v[0], v[1], v[2], v[3], a, t, b);
   }
   if (b < a->nb) {  // partial last block
     const int64_t lo = b * kActBlock;
@@ -155,7 +115,7 @@ void SwiGluQuantAct(float* gate, const float* up, int64_t n, QuantAct* a, int64_
       v[k] = Silu8Mul(_mm256_loadu_ps(gate + lo + 8 * k), _mm256_loadu_ps(up + lo + 8 * k));
       _mm256_storeu_ps(gate + lo + 8 * k, v[k]);
     }
-    QuantBlock32(v[0], v[1], v[2], v[3], a, t, b);
+    QuantizeActBlock32Avx2(v[0], v[1], v[2], v[3], a, t, b);
   }
   if (b < a->nb) {  // partial last block: SwiGluF32 from a multiple of 8, as unfused
     const int64_t lo = b * kActBlock;
