@@ -16,8 +16,11 @@ struct Shape {
   const char* arch;
 };
 
-// Shapes from the models' published configs.
+// Shapes from the models' published configs, and one tiny shape (not a real model) whose
+// quantized files are small fuzzing seeds (fuzz/corpus/eq_model): rows of 32 and 86
+// (a partial group), GQA, two layers.
 constexpr Shape kShapes[] = {
+    {"tiny", 32, 86, 2, 4, 2, 64, 64, 10000.f, true, false, "llama"},
     {"stories260k", 64, 172, 5, 8, 4, 512, 512, 10000.f, true, false, "llama"},
     {"stories15m", 288, 768, 6, 6, 6, 32000, 256, 10000.f, true, false, "llama"},
     {"stories110m", 768, 2048, 12, 12, 12, 32000, 1024, 10000.f, true, false, "llama"},
