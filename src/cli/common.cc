@@ -31,7 +31,7 @@ void AddModelFlags(CLI::App* app, ModelFlags* f, bool with_runtime) {
 void AddKvFlags(CLI::App* app, KvFlags* f, bool with_shift) {
   app->add_option("--kv-type", f->type,  // bench: a comma-separated list
                   "KV-cache format: f32 (default, exact), f16, q8, q4, q2 (per-token groups of 32 with fp16 "
-                  "scale+min), adaptive (sinks + recent window at q8, older tokens re-quantized to 4/2 bits)");
+                  "scale+min; keys see --kv-key-layout), adaptive (sinks + recent window at q8, older tokens re-quantized to 4/2 bits)");
   app->add_option("--kv-policy", f->policy,
                   "adaptive: sink-window (aged tokens 4-bit) or squat (the least-attended half of aged tokens 2-bit)");
   app->add_option("--kv-window", f->window, "adaptive: recent tokens kept at 8 bits (default 32)")
