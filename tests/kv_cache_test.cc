@@ -621,11 +621,14 @@ TEST(KvCacheModel, ContextShiftKeepsGoingOtherwiseAClearError) {
   ASSERT_NE(model, nullptr);
   auto tok = Tokenizer::Create(model->tokenizer_data);
   ASSERT_TRUE(tok.ok());
-  for (const char* kv : {"f32", "q8", "adaptive"}) {
+  for (const char* kv : {"f32", "q8", "adaptive", "q4+kc", "adaptive+kc"}) {
     SessionOptions so;
     so.n_ctx = 64;
     so.n_threads = 1;
-    ASSERT_TRUE(ParseKvOptions(kv, "squat", 16, 4, &so.kv).ok());
+    const std::string nm = kv;
+    const bool kc = nm.size() > 3 && nm.substr(nm.size() - 3) == "+kc";  // shifts rewind into key blocks
+    ASSERT_TRUE(ParseKvOptions(kc ? nm.substr(0, nm.size() - 3) : nm, "squat", 16, 4, &so.kv, false,
+                               kc ? "channel" : "token").ok());
     GenerateOptions go;
     go.n_predict = 200;
     go.ignore_eos = true;
