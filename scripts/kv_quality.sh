@@ -4,7 +4,8 @@
 # Prints one JSON object per line.
 # Usage: scripts/kv_quality.sh MODEL EVAL_TEXT CTX [kv-config ...]
 #   kv-config: f16, q8, q4, q2, or adaptive:POLICY:WINDOW:SINKS (e.g. adaptive:squat:32:4);
-#   a "+rot" suffix adds --kv-rotate (q4+rot, adaptive:squat:32:4+rot).
+#   a "+rot" suffix adds --kv-rotate (q4+rot, adaptive:squat:32:4+rot), a "+kc" suffix (before
+#   +rot) --kv-key-layout channel (q4+kc, adaptive:squat:32:4+kc+rot).
 #   CHUNKS=N in the environment scores only the first N chunks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,10 +18,14 @@ EXTRA=()
 [ -n "${CHUNKS:-}" ] && EXTRA=(--chunks "$CHUNKS")
 for cfg in "${CONFIGS[@]}"; do
   c="${cfg%+rot}"
-  IFS=: read -r type policy window sinks <<< "$c"
+  rot=0; [ "$c" != "$cfg" ] && rot=1
+  c2="${c%+kc}"
+  kc=0; [ "$c2" != "$c" ] && kc=1
+  IFS=: read -r type policy window sinks <<< "$c2"
   args=(--kv-type "$type" "${EXTRA[@]}")
-  [ "$c" != "$cfg" ] && args+=(--kv-rotate)
+  [ "$rot" = 1 ] && args+=(--kv-rotate)
+  [ "$kc" = 1 ] && args+=(--kv-key-layout channel)
   [ -n "${policy:-}" ] && args+=(--kv-policy "$policy" --kv-window "$window" --kv-sinks "$sinks")
-  res=$(build/edgeq perplexity -m "$MODEL" "${TOK[@]}" -f "$EVAL" -c "$CTX" --kl-fp32-kv --json --no-progress "${args[@]}")
+  res=$(${EDGEQ:-build/edgeq} perplexity -m "$MODEL" "${TOK[@]}" -f "$EVAL" -c "$CTX" --kl-fp32-kv --json --no-progress "${args[@]}")
   echo "{\"kv\":\"$cfg\",\"result\":$res}"
 done

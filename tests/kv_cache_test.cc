@@ -6,6 +6,7 @@
 #include <malloc.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -190,6 +191,227 @@ TEST(KvKernels, EveryTierMatchesTheReferenceOnOddShapes) {
   }
 }
 
+// Key blocks (--kv-key-layout channel): per channel within half a step of that channel's
+// range over the block, for block sizes that are and are not the full group.
+TEST(KvFormat, KeyBlockRoundTripIsWithinHalfAStepPerChannel) {
+  for (int32_t dim : {8, 32, 36, 100}) {
+    for (int32_t n : {1, 5, 31, 32}) {
+      auto x = Random(static_cast<int64_t>(n) * dim, dim * 7 + n);
+      for (int32_t i = 0; i < n; ++i) x[static_cast<int64_t>(i) * dim + dim / 2] *= 20.0f;  // an outlier channel
+      for (int bits : {8, 4, 2}) {
+        const int64_t crow = bits == 8 ? dim : KvPlaneBytes(dim);
+        std::vector<uint8_t> params(KvKeyBlockParamBytes(dim)), codes(crow * n), lo(KvPlaneBytes(dim) * n);
+        KvQuantizeKeyBlock(x.data(), n, dim, bits, params.data(), codes.data(), bits == 4 ? lo.data() : nullptr);
+        const int levels = bits == 8 ? 255 : bits == 4 ? 15 : 3;
+        for (int32_t i = 0; i < n; ++i) {
+          std::vector<float> y(dim);
+          KvDequantizeKeyRow(params.data(), codes.data() + i * crow, bits == 4 ? lo.data() + i * KvPlaneBytes(dim) : nullptr,
+                             bits, dim, y.data());
+          for (int32_t e = 0; e < dim; ++e) {
+            float a = 1e30f, b = -1e30f;
+            for (int32_t j = 0; j < n; ++j) {
+              a = std::min(a, x[static_cast<int64_t>(j) * dim + e]);
+              b = std::max(b, x[static_cast<int64_t>(j) * dim + e]);
+            }
+            const float tol = 0.5f * (b - a) / levels * 1.01f + 2e-3f * std::max(std::fabs(a), std::fabs(b));
+            EXPECT_NEAR(y[e], x[static_cast<int64_t>(i) * dim + e], tol) << bits << " dim " << dim << " n " << n;
+          }
+        }
+        if (bits == 4) {  // dropping the lo planes: the 2-bit reconstruction, worse but bounded
+          KvDropKeyBlockLoPlanes(params.data(), dim);
+          double e2 = 0;
+          for (int32_t i = 0; i < n; ++i) {
+            std::vector<float> y(dim);
+            KvDequantizeKeyRow(params.data(), codes.data() + i * crow, nullptr, 2, dim, y.data());
+            for (int32_t e = 0; e < dim; ++e) {
+              const double d = y[e] - x[static_cast<int64_t>(i) * dim + e];
+              e2 += d * d;
+            }
+          }
+          EXPECT_TRUE(std::isfinite(e2));
+        }
+      }
+    }
+  }
+}
+
+// Key-block spans (per-channel parameters) on every tier against the scalar reference and
+// an fp64 computation: spans that start inside a block and have odd lengths, 8/4/2 bits,
+// head slices that are and are not multiples of 8, a GQA group of 3 query heads.
+TEST(KvKernels, KeyBlockSpansMatchTheReferenceOnEveryTier) {
+  struct Shape {
+    int32_t hd, heads;
+  };
+  const int32_t G = kKvTokenGroup;
+  for (Shape sh : {Shape{8, 4}, Shape{16, 2}, Shape{64, 3}, Shape{12, 3}, Shape{7, 5}}) {
+    const int32_t dim = sh.hd * sh.heads;
+    auto keys = Random(static_cast<int64_t>(G) * dim, 21 + dim);
+    for (int32_t e = 0; e < dim; e += 5) keys[e] *= 12.0f;  // outliers
+    for (int bits : {8, 4, 2}) {
+      const int64_t crow = bits == 8 ? dim : KvPlaneBytes(dim);
+      std::vector<uint8_t> params(KvKeyBlockParamBytes(dim)), codes(crow * G), lo(KvPlaneBytes(dim) * G);
+      KvQuantizeKeyBlock(keys.data(), G, dim, bits, params.data(), codes.data(), bits == 4 ? lo.data() : nullptr);
+      for (int32_t r : {0, 3, 17}) {
+        for (int32_t n : {1, 3, 14, G - r}) {
+          if (r + n > G) continue;
+          KvSpan s;
+          s.dim = dim;
+          s.n = n;
+          s.kind = bits == 8 ? KvKernel::kQ8 : KvKernel::kQ2p;
+          s.params = params.data();
+          s.rows = codes.data() + r * crow;
+          s.stride = crow;
+          if (bits == 4) {
+            s.lo = lo.data() + r * KvPlaneBytes(dim);
+            s.lo_stride = KvPlaneBytes(dim);
+          }
+          std::vector<float> deq(static_cast<int64_t>(n) * dim);
+          for (int32_t i = 0; i < n; ++i) {
+            KvDequantizeKeyRow(params.data(), s.rows + i * crow, bits == 4 ? s.lo + i * s.lo_stride : nullptr, bits, dim,
+                               deq.data() + i * dim);
+          }
+          auto q = Random(3 * sh.hd, 5 + dim + n);
+          auto p = Random(3 * n, 3 + n + r);
+          for (auto& x : p) x = std::fabs(x);
+          const int32_t nq = 3;
+          for (int32_t h = 0; h < sh.heads; ++h) {
+            const int64_t off = static_cast<int64_t>(h) * sh.hd;
+            std::vector<double> ref_s(nq * n), ref_o(nq * sh.hd, 0.0), mag(nq, 0.0), smag(nq * n, 0.0);
+            for (int32_t j = 0; j < nq; ++j) {
+              for (int32_t i = 0; i < n; ++i) {
+                double a = 0;
+                for (int32_t e = 0; e < sh.hd; ++e) {
+                  const double x = deq[i * dim + off + e];
+                  a += static_cast<double>(q[j * sh.hd + e]) * x;
+                  smag[j * n + i] += std::fabs(q[j * sh.hd + e] * x);
+                  ref_o[j * sh.hd + e] += static_cast<double>(p[j * n + i]) * x;
+                  mag[j] += std::fabs(p[j * n + i] * x);
+                }
+                ref_s[j * n + i] = a * 0.5;
+              }
+            }
+            for (const char* tier : {"generic", "avx2", "avx512vnni"}) {
+              const KernelTable* kt = KernelsForTier(tier);
+              if (kt == nullptr) continue;
+              std::vector<float> sc(nq * n), out(nq * sh.hd, 0.0f);
+              kt->kv_scores(s, off, sh.hd, q.data(), nq, sh.hd, 0.5f, sc.data(), n);
+              kt->kv_accum(s, off, sh.hd, p.data(), nq, n, out.data(), sh.hd);
+              for (int32_t j = 0; j < nq; ++j) {
+                for (int32_t i = 0; i < n; ++i) {
+                  EXPECT_NEAR(sc[j * n + i], ref_s[j * n + i], 1e-5 * smag[j * n + i] + 1e-5)
+                      << tier << " bits " << bits << " hd " << sh.hd << " r " << r << " n " << n << " i " << i;
+                }
+                for (int32_t e = 0; e < sh.hd; ++e) {
+                  EXPECT_NEAR(out[j * sh.hd + e], ref_o[j * sh.hd + e], 1e-5 * mag[j] + 1e-5)
+                      << tier << " bits " << bits << " hd " << sh.hd << " r " << r << " n " << n << " e " << e;
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// The channel key layout in the cache: spans cover [0, len) in order on a context that is
+// not a multiple of the block (and lengths inside a block), the newest block reads back
+// in fp16, older blocks are per-channel 8/4/2-bit, values keep their layout; adaptive
+// squat leaves the least-attended key blocks 2-bit; a rewind into a quantized block reads
+// back what was rewritten.
+TEST(KvCacheChannel, KeyBlocksCoverEveryPositionAndReadBack) {
+  const int32_t dim = 40, n_ctx = 203, G = kKvTokenGroup;
+  struct Cfg {
+    const char* type;
+    const char* policy;
+  };
+  for (Cfg cfg : {Cfg{"q8", "sink-window"}, Cfg{"q4", "sink-window"}, Cfg{"q2", "sink-window"},
+                  Cfg{"adaptive", "sink-window"}, Cfg{"adaptive", "squat"}}) {
+    KvCacheOptions o;
+    ASSERT_TRUE(ParseKvOptions(cfg.type, cfg.policy, 16, 3, &o, false, "channel").ok());
+    ASSERT_TRUE(o.key_channels);
+    auto c = KvCache::Create(2, 2, n_ctx, dim, 1, o);
+    ASSERT_TRUE(c.ok()) << c.status().message();
+    auto keys = Random(static_cast<int64_t>(n_ctx) * dim, 77);
+    auto vals = Random(static_cast<int64_t>(n_ctx) * dim, 78);
+    const std::string name = KvOptionsName(o);
+    int32_t rewound_lo = 0, rewound_hi = 0;  // rows that went through their block's old precision
+    auto check = [&](int32_t len) {
+      int32_t next = 0;
+      (*c)->ForEachSpan(1, 1, len, [&](int32_t p0, const KvSpan& ks, const KvSpan& vs) {
+        EXPECT_EQ(p0, next) << name;
+        EXPECT_EQ(ks.n, vs.n);
+        EXPECT_LE(p0 % G + ks.n, G) << "a key span stays inside one block";
+        next = p0 + ks.n;
+        for (int32_t i = 0; i < ks.n; ++i) {
+          const int32_t pos = p0 + i;
+          std::vector<float> y(dim);
+          const bool newest = pos / G == (len - 1) / G;
+          if (newest) {
+            ASSERT_EQ(ks.kind, KvKernel::kF16) << name << " pos " << pos;
+            KvDequantizeRow(KvKernel::kF16, ks.rows + i * ks.stride, nullptr, dim, y.data());
+          } else {
+            ASSERT_NE(ks.params, nullptr) << name << " pos " << pos;
+            const int bits = ks.kind == KvKernel::kQ8 ? 8 : ks.lo ? 4 : 2;
+            if (o.adaptive) {
+              EXPECT_EQ(bits == 8, pos / G < (o.sinks + G - 1) / G) << name << " pos " << pos;
+            }
+            KvDequantizeKeyRow(ks.params, ks.rows + i * ks.stride, ks.lo ? ks.lo + i * ks.lo_stride : nullptr, bits,
+                               dim, y.data());
+          }
+          double err = 0;
+          for (int32_t e = 0; e < dim; ++e) err = std::max(err, static_cast<double>(std::fabs(y[e] - keys[pos * dim + e])));
+          const int bits = newest ? 16 : ks.kind == KvKernel::kQ8 ? 8 : ks.lo ? 4 : 2;
+          const bool rewound = pos >= rewound_lo && pos < rewound_hi;
+          EXPECT_LT(err, bits == 16 && !rewound ? 0.01 : bits == 8 ? 0.05 : bits == 4 && !rewound ? 0.6 : 2.5)
+              << name << " pos " << pos;
+          // Values: per-token rows as before.
+          const uint8_t* lo = nullptr;
+          if (vs.lo) lo = vs.lo_slot ? (vs.lo_slot[i] < 0 ? nullptr : vs.lo + vs.lo_slot[i] * vs.lo_stride) : vs.lo + i * vs.lo_stride;
+          KvDequantizeRow(vs.kind, vs.rows + i * vs.stride, lo, dim, y.data());
+          double ev = 0;
+          for (int32_t e = 0; e < dim; ++e) ev = std::max(ev, static_cast<double>(std::fabs(y[e] - vals[pos * dim + e])));
+          EXPECT_LT(ev, 2.5) << name << " value pos " << pos;
+        }
+      });
+      EXPECT_EQ(next, len) << name;
+    };
+    for (int32_t pos = 0; pos < n_ctx; ++pos) {
+      for (int32_t l = 0; l < 2; ++l) (*c)->Write(l, 1, pos, keys.data() + pos * dim, vals.data() + pos * dim);
+      if ((*c)->tracks_importance()) {  // queries look at the even blocks
+        float* acc = (*c)->ImportanceScratch(0, 1);
+        for (int32_t s = 0; s <= pos; ++s) acc[s] += (s / G) % 2 == 0 ? 0.1f : 0.001f;
+        (*c)->CommitImportance(1, pos + 1, pos);
+      }
+      if (pos == 0 || pos == 31 || pos == 32 || pos == 33 || pos == 100 || pos == n_ctx - 1) check(pos + 1);
+    }
+    if (std::string(cfg.policy) == "squat") {
+      // Some odd (little attended) blocks lost their lo planes, no even block did.
+      int32_t odd2 = 0;
+      (*c)->ForEachSpan(1, 1, n_ctx, [&](int32_t p0, const KvSpan& ks, const KvSpan&) {
+        if (ks.params == nullptr || ks.kind == KvKernel::kQ8 || p0 % G != 0) return;
+        const int32_t b = p0 / G;
+        if (ks.lo == nullptr) {
+          EXPECT_EQ(b % 2, 1) << "block " << b;
+          ++odd2;
+        }
+      });
+      EXPECT_GT(odd2, 0);
+    }
+    // A rewind into a quantized block, then forward again.
+    auto keys2 = Random(static_cast<int64_t>(n_ctx) * dim, 79);
+    rewound_lo = 32;
+    rewound_hi = 45;
+    for (int32_t pos = 45; pos < 120; ++pos) {
+      for (int32_t l = 0; l < 2; ++l) {
+        (*c)->Write(l, 1, pos, keys2.data() + pos * dim, vals.data() + pos * dim);
+      }
+      std::copy(keys2.begin() + pos * dim, keys2.begin() + (pos + 1) * dim, keys.begin() + pos * dim);
+    }
+    check(120);
+  }
+}
+
 // The adaptive cache: spans cover [0, len) in order, each position reads back close to
 // what was written, sinks and the window are 8-bit, and squat leaves half the aged
 // tokens 2-bit once the pool is full.
@@ -303,6 +525,64 @@ TEST(KvCacheModel, FormatsTrackTheFp32Cache) {
   }
 }
 
+// The channel key layout over the whole model: closer to the fp32 cache than the token
+// layout at 4 bits on stories260K (its outlier key channels), and prefill in chunks of
+// odd sizes, one whole prefill and token-by-token decode give the same logits (a query
+// sees its own key block in fp16 and older blocks quantized in every path).
+TEST(KvCacheModel, ChannelKeysPrefillEqualsDecode) {
+  auto model = Stories();
+  ASSERT_NE(model, nullptr);
+  const int32_t V = model->config.vocab_size, n = 150;
+  std::vector<int32_t> toks(n);
+  for (int32_t i = 0; i < n; ++i) toks[i] = (i * 37 + 11) % V;
+  ThreadPool pool(2);
+  auto ref = LlamaGraph::Create(*model, 512, 64, &pool);
+  ASSERT_TRUE(ref.ok());
+  std::vector<float> base(static_cast<size_t>(n) * V);
+  ASSERT_TRUE((*ref)->Forward(toks.data(), n, 0, true, base.data()).ok());
+  double err_tok = 0;
+  for (const char* name : {"q4", "q4+kc", "q2+kc", "q8+kc", "adaptive+kc"}) {
+    const std::string nm = name;
+    const bool kc = nm.size() > 3 && nm.substr(nm.size() - 3) == "+kc";
+    KvCacheOptions o;
+    ASSERT_TRUE(ParseKvOptions(kc ? nm.substr(0, nm.size() - 3) : nm, "squat", 16, 4, &o, false,
+                               kc ? "channel" : "token").ok());
+    auto g = LlamaGraph::Create(*model, 512, 150, &pool, 1, o);
+    ASSERT_TRUE(g.ok());
+    std::vector<float> got(base.size());
+    ASSERT_TRUE((*g)->Forward(toks.data(), n, 0, true, got.data()).ok());
+    double err = 0;
+    for (size_t i = 0; i < base.size(); ++i) err += std::fabs(base[i] - got[i]);
+    err /= base.size();
+    std::printf("kv %s: mean |logit error| %.5f\n", name, err);
+    if (nm == "q4") err_tok = err;
+    if (nm == "q4+kc") {
+      EXPECT_LT(err, err_tok);
+    }
+    if (o.adaptive) continue;  // its value ring ages differently in one prefill than in decode
+    // Chunks of 7, 25, 40, ... tokens, then decode token by token.
+    auto g2 = LlamaGraph::Create(*model, 512, 64, &pool, 1, o);
+    ASSERT_TRUE(g2.ok());
+    std::vector<float> chunk(static_cast<size_t>(64) * V);
+    int32_t p = 0;
+    for (int32_t sz : {7, 25, 40, 1, 33}) {
+      ASSERT_TRUE((*g2)->Forward(toks.data() + p, sz, p, true, chunk.data()).ok());
+      for (int32_t i = 0; i < sz; ++i) {
+        for (int32_t j = 0; j < V; j += 7) {
+          EXPECT_NEAR(chunk[static_cast<size_t>(i) * V + j], got[static_cast<size_t>(p + i) * V + j], 1e-3)
+              << name << " pos " << p + i;
+        }
+      }
+      p += sz;
+    }
+    std::vector<float> one(V);
+    for (; p < n; ++p) {
+      ASSERT_TRUE((*g2)->Forward(&toks[p], 1, p, false, one.data()).ok());
+      for (int32_t j = 0; j < V; j += 7) EXPECT_NEAR(one[j], got[static_cast<size_t>(p) * V + j], 1e-3) << name << " pos " << p;
+    }
+  }
+}
+
 TEST(KvCacheModel, AdaptiveIsBetweenQ8AndQ4AndReportsItsBytes) {
   auto model = Stories();
   ASSERT_NE(model, nullptr);
@@ -341,11 +621,14 @@ TEST(KvCacheModel, ContextShiftKeepsGoingOtherwiseAClearError) {
   ASSERT_NE(model, nullptr);
   auto tok = Tokenizer::Create(model->tokenizer_data);
   ASSERT_TRUE(tok.ok());
-  for (const char* kv : {"f32", "q8", "adaptive"}) {
+  for (const char* kv : {"f32", "q8", "adaptive", "q4+kc", "adaptive+kc"}) {
     SessionOptions so;
     so.n_ctx = 64;
     so.n_threads = 1;
-    ASSERT_TRUE(ParseKvOptions(kv, "squat", 16, 4, &so.kv).ok());
+    const std::string nm = kv;
+    const bool kc = nm.size() > 3 && nm.substr(nm.size() - 3) == "+kc";  // shifts rewind into key blocks
+    ASSERT_TRUE(ParseKvOptions(kc ? nm.substr(0, nm.size() - 3) : nm, "squat", 16, 4, &so.kv, false,
+                               kc ? "channel" : "token").ok());
     GenerateOptions go;
     go.n_predict = 200;
     go.ignore_eos = true;
@@ -407,13 +690,16 @@ TEST(KvCacheModel, SessionMemoryStaysWithinKvBytesPlusArena) {
   model->config.context_length = 65536;
   auto tok = Tokenizer::Create(model->tokenizer_data);
   ASSERT_TRUE(tok.ok());
-  for (const char* name : {"f32", "f16", "q8", "q4", "adaptive"}) {
+  for (const char* name : {"f32", "f16", "q8", "q4", "adaptive", "q4+kc", "adaptive+kc"}) {
     for (const char* policy : {"sink-window", "squat"}) {
-      if (std::string(name) != "adaptive" && std::string(policy) == "squat") continue;
+      const std::string nm = name;
+      const bool kc = nm.size() > 3 && nm.substr(nm.size() - 3) == "+kc";
+      const std::string type = kc ? nm.substr(0, nm.size() - 3) : nm;
+      if (type != "adaptive" && std::string(policy) == "squat") continue;
       SessionOptions so;
       so.n_ctx = 65536;
       so.n_threads = 2;
-      ASSERT_TRUE(ParseKvOptions(name, policy, 64, 4, &so.kv).ok());
+      ASSERT_TRUE(ParseKvOptions(type, policy, 64, 4, &so.kv, false, kc ? "channel" : "token").ok());
       malloc_trim(0);
       const uint64_t before = RssBytes();
       auto s = Session::Create(*model, **tok, so);

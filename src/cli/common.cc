@@ -31,7 +31,7 @@ void AddModelFlags(CLI::App* app, ModelFlags* f, bool with_runtime) {
 void AddKvFlags(CLI::App* app, KvFlags* f, bool with_shift) {
   app->add_option("--kv-type", f->type,  // bench: a comma-separated list
                   "KV-cache format: f32 (default, exact), f16, q8, q4, q2 (per-token groups of 32 with fp16 "
-                  "scale+min), adaptive (sinks + recent window at q8, older tokens re-quantized to 4/2 bits)");
+                  "scale+min; keys see --kv-key-layout), adaptive (sinks + recent window at q8, older tokens re-quantized to 4/2 bits)");
   app->add_option("--kv-policy", f->policy,
                   "adaptive: sink-window (aged tokens 4-bit) or squat (the least-attended half of aged tokens 2-bit)");
   app->add_option("--kv-window", f->window, "adaptive: recent tokens kept at 8 bits (default 32)")
@@ -40,6 +40,9 @@ void AddKvFlags(CLI::App* app, KvFlags* f, bool with_shift) {
       ->check(CLI::Range(0, 1 << 24));
   app->add_flag("--kv-rotate", f->rotate,
                 "rotate q/k/v per head (Walsh-Hadamard with fixed signs) before the KV cache quantizes them");
+  app->add_option("--kv-key-layout", f->key_layout,
+                  "keys of q8/q4/q2/adaptive caches: token (per-token groups of 32 channels, like values) or "
+                  "channel (KIVI: per channel over blocks of 32 tokens, the newest block in fp16)");
   if (with_shift) {
     app->add_flag("--ctx-shift", f->ctx_shift,
                   "when the context is full, keep the first --kv-sinks tokens and the newer half of the rest and "
@@ -49,7 +52,7 @@ void AddKvFlags(CLI::App* app, KvFlags* f, bool with_shift) {
 
 Result<KvCacheOptions> ToKvOptions(const KvFlags& f) {
   KvCacheOptions o;
-  RETURN_IF_ERROR(ParseKvOptions(f.type, f.policy, f.window, f.sinks, &o, f.rotate));
+  RETURN_IF_ERROR(ParseKvOptions(f.type, f.policy, f.window, f.sinks, &o, f.rotate, f.key_layout));
   return o;
 }
 

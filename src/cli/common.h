@@ -31,6 +31,7 @@ struct KvFlags {
   int32_t sinks = 4;
   bool ctx_shift = false;
   bool rotate = false;
+  std::string key_layout = "token";  // --kv-key-layout token|channel
 };
 void AddKvFlags(CLI::App* app, KvFlags* f, bool with_shift);
 Result<KvCacheOptions> ToKvOptions(const KvFlags& f);

@@ -51,6 +51,10 @@ struct KvSpan {
   const uint8_t* lo = nullptr;
   int64_t lo_stride = 0;
   const int32_t* lo_slot = nullptr;
+  // Channel layout (keys grouped along tokens, kv.h "Key blocks"): non-null for a run of
+  // tokens of one key block. params holds d[dim] then m[dim] (fp16) for the whole run;
+  // rows then hold codes only (q8: dim bytes, q2p: the hi plane).
+  const uint8_t* params = nullptr;
 };
 
 // Grouped-query attention reads each stored row once for all nq query heads that share it:
@@ -72,6 +76,27 @@ void KvDequantizeRow(KvKernel kind, const uint8_t* row, const uint8_t* lo, int32
 // Drops the lo plane of a 4-bit token in place: rewrites the row's group parameters so
 // that its hi plane alone is the 2-bit reconstruction (see above).
 void KvDropLoPlane(uint8_t* row, int32_t dim);
+
+// Key blocks (--kv-key-layout channel, KIVI): the keys of kKvTokenGroup consecutive tokens
+// of one layer are quantized together, per channel: channel e of the block has its own
+// fp16 d[e] and m[e] from that channel's min and max over the block's tokens. Layout of a
+// block: params d[dim] fp16, m[dim] fp16 (4*dim bytes), then per token its codes (q8: dim
+// bytes; 2/4-bit: the hi plane, dim/4 bytes), and for 4-bit the lo planes (one per token,
+// same packing) wherever the cache keeps them. The block being filled is kept in fp16.
+constexpr int kKvTokenGroup = 32;
+inline int64_t KvKeyBlockParamBytes(int32_t dim) { return 4 * static_cast<int64_t>(dim); }
+// x: n rows of dim floats (n <= kKvTokenGroup); bits 8, 4 or 2. codes: n rows of
+// (bits == 8 ? dim : plane) bytes; lo: n lo planes (bits 4) or null.
+void KvQuantizeKeyBlock(const float* x, int32_t n, int32_t dim, int bits, uint8_t* params, uint8_t* codes,
+                        uint8_t* lo);
+// The same from fp16 rows (the cache's residual block), without a float copy.
+void KvQuantizeKeyBlockF16(const uint16_t* x, int32_t n, int32_t dim, int bits, uint8_t* params, uint8_t* codes,
+                           uint8_t* lo);
+// Row i of a key block back to floats (lo: that token's lo plane or null; bits 8: q8 codes).
+void KvDequantizeKeyRow(const uint8_t* params, const uint8_t* codes, const uint8_t* lo, int bits, int32_t dim,
+                        float* x);
+// The 4 -> 2 bit step of a whole key block in place (per channel d' = 4d, m' = m + 1.5d).
+void KvDropKeyBlockLoPlanes(uint8_t* params, int32_t dim);
 
 namespace generic {
 void KvScores(const KvSpan& s, int64_t off, int32_t hd, const float* q, int32_t nq, int64_t q_stride, float scale,

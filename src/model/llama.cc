@@ -77,7 +77,9 @@ Result<std::unique_ptr<LlamaGraph>> LlamaGraph::Create(const Model& model, int32
     const double row_bytes = exact ? static_cast<double>(kv_dim) * sizeof(float)
                                    : static_cast<double>(KvRowBytes(kv.adaptive ? KvType::kQ8 : kv.type,
                                                                     static_cast<int32_t>(kv_dim)));
-    const double kv_d = 2.0 * c.n_layers * static_cast<double>(n_seq) * n_ctx * row_bytes;
+    // Channel key layout: plus each (layer, sequence)'s fp16 residual block.
+    const double kv_d = 2.0 * c.n_layers * static_cast<double>(n_seq) * n_ctx * row_bytes +
+                        (kv.key_channels ? 2.0 * c.n_layers * static_cast<double>(n_seq) * kKvTokenGroup * kv_dim : 0.0);
     const double arena_d = (static_cast<double>(B) * 2 * (c.dim + q_dim + kv_dim + c.hidden_dim) +
                             static_cast<double>(att_floats) + static_cast<double>(T) * max_cols) * sizeof(float) +
                            static_cast<double>(QuantActBytes(B, std::max<int64_t>({c.dim, c.hidden_dim, q_dim})));
@@ -209,7 +211,8 @@ Status LlamaGraph::ForwardBatch(const BatchToken* batch, int32_t n, float* logit
   return Status::Ok();
 }
 
-void LlamaGraph::Attention(int32_t layer, int32_t n) {
+void LlamaGraph::Attention(int32_t layer, int32_t t0, int32_t t1) {
+  const int32_t n = t1 - t0;
   const ModelConfig& c = model_.config;
   const int32_t hd = c.head_dim;
   const int64_t q_dim = static_cast<int64_t>(c.n_heads) * hd;
@@ -220,8 +223,8 @@ void LlamaGraph::Attention(int32_t layer, int32_t n) {
   if (kvq_) {  // one item per (token, KV head): its query heads share every row read
     pool_.ParallelForDynamic(static_cast<int64_t>(n) * c.n_kv_heads, 1, [&](int tid, int64_t b, int64_t e) {
       for (int64_t item = b; item < e; ++item) {
-        AttendQuantized(layer, static_cast<int32_t>(item / c.n_kv_heads), static_cast<int32_t>(item % c.n_kv_heads),
-                        tid);
+        AttendQuantized(layer, t0 + static_cast<int32_t>(item / c.n_kv_heads),
+                        static_cast<int32_t>(item % c.n_kv_heads), tid);
       }
     });
     return;
@@ -234,7 +237,7 @@ void LlamaGraph::Attention(int32_t layer, int32_t n) {
   pool_.ParallelForDynamic(static_cast<int64_t>(n) * c.n_heads, 1, [&](int tid, int64_t b, int64_t e) {
     float* att = att_ + static_cast<int64_t>(tid) * kAttBlock;
     for (int64_t item = b; item < e; ++item) {
-      const int32_t t = static_cast<int32_t>(item / c.n_heads);
+      const int32_t t = t0 + static_cast<int32_t>(item / c.n_heads);
       const int32_t h = static_cast<int32_t>(item % c.n_heads);
       const int32_t kvh = h / group;
       const int32_t len = batch_[t].pos + 1;  // causal: positions 0..pos of its sequence
@@ -430,7 +433,7 @@ void LlamaGraph::ForwardChunk(int32_t n, float* logits) {
             KvRotate(v + h * c.head_dim, c.head_dim);
           }
         }
-        kvq_->Write(l, batch_[t].seq, pos, k, v);
+        if (!kvq_->key_channels()) kvq_->Write(l, batch_[t].seq, pos, k, v);
         continue;
       }
       // fp32 cache: the rotated key is written straight into its cache slot.
@@ -438,7 +441,22 @@ void LlamaGraph::ForwardChunk(int32_t n, float* logits) {
                   c.n_kv_heads, pos);
       std::memcpy(VCache(l, batch_[t].seq) + static_cast<int64_t>(pos) * kv_dim, v, sizeof(float) * kv_dim);
     }
-    Attention(l, n);
+    if (kvq_ && kvq_->key_channels()) {
+      // Key blocks: a token attends after the writes of its own block and before the
+      // first write of the next one seals it (KvCache), so the chunk is cut where a
+      // position starts a block: prefill then sees what decode sees.
+      for (int32_t t0 = 0; t0 < n;) {
+        int32_t t1 = t0 + 1;
+        while (t1 < n && batch_[t1].pos % kKvTokenGroup != 0) ++t1;
+        for (int32_t t = t0; t < t1; ++t) {
+          kvq_->Write(l, batch_[t].seq, batch_[t].pos, k_ + t * kv_dim, v_ + t * kv_dim);
+        }
+        Attention(l, t0, t1);
+        t0 = t1;
+      }
+    } else {
+      Attention(l, 0, n);
+    }
     if (kvq_ && kvq_->tracks_importance()) {
       // Fold this layer's attention into the importance of each sequence in the batch.
       for (int32_t t = 0; t < n; ++t) {

@@ -87,7 +87,7 @@ class LlamaGraph {
   Status Validate(const BatchToken* batch, int32_t n) const;
   // batch_[0..n) holds the tokens.
   void ForwardChunk(int32_t n, float* logits);
-  void Attention(int32_t layer, int32_t n);
+  void Attention(int32_t layer, int32_t t0, int32_t t1);  // tokens [t0, t1) of the batch
   float* KCache(int32_t layer, int32_t seq);
   float* VCache(int32_t layer, int32_t seq);
   void UpdateLowBits(int32_t layer, int32_t n);

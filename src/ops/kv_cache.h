@@ -26,8 +26,25 @@
 //                at once (a free, in-place 4 -> 2 bit step: kernels/kv.h). At full context
 //                about half of the aged tokens, the least attended, are 2-bit.
 // Nothing is ever copied apart from the one row that ages.
+//
+// Key layout "channel" (options().key_channels; q8, q4, q2 and adaptive): keys are not
+// stored per token but in blocks of kKvTokenGroup (G) positions, quantized per channel
+// (kernels/kv.h "Key blocks"). Per (layer, sequence) the newest block is a residual of G
+// fp16 rows; when the first position of the next block is written, the residual is
+// quantized into its block in place (nothing else moves). Values keep the layout of the
+// type (per token; adaptive: ring + low store as above). Adaptive key blocks: the blocks
+// holding the first --kv-sinks positions are 8-bit; every later block is 4-bit while it
+// holds a lo-plane set (G planes) from a key pool, else 2-bit. sink-window: a set for
+// every block; squat: sets for half of the blocks that can be 2/4-bit; when none is free,
+// the eighth of the 4-bit blocks with the lowest mean attention received (the same
+// accumulated attention as the tokens', averaged over the block) drop their lo planes in
+// place (the per-channel 4 -> 2 bit step). The recent window of keys is the fp16 residual.
+// Attention is causal per block: a query must run after the writes of its own block and
+// before the first write of the next one (LlamaGraph cuts a prefill chunk where a new
+// block starts), so prefill sees exactly what decode sees.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -50,6 +67,9 @@ struct KvCacheOptions {
   // Rotate q, k and v of every head by a fixed orthogonal matrix (KvRotate) before the
   // cache quantizes them, and the attention output back: spreads outlier channels.
   bool rotate = false;
+  // --kv-key-layout channel: keys quantized per channel in blocks of kKvTokenGroup tokens
+  // (KIVI), the block being filled kept in fp16; values stay per token. See below.
+  bool key_channels = false;
 };
 
 // Per-head rotation R = H diag(s) / sqrt(b) on consecutive blocks of b channels, b the
@@ -60,7 +80,7 @@ void KvUnrotate(float* x, int32_t hd);  // R^T
 
 // Parses --kv-type / --kv-policy values (adaptive sets .adaptive).
 Status ParseKvOptions(const std::string& type, const std::string& policy, int32_t window, int32_t sinks,
-                      KvCacheOptions* out, bool rotate = false);
+                      KvCacheOptions* out, bool rotate = false, const std::string& key_layout = "token");
 std::string KvOptionsName(const KvCacheOptions& o);  // "q4", "adaptive/squat w32 s4"
 
 class KvCache {
@@ -86,6 +106,7 @@ class KvCache {
   void CommitImportance(int32_t seq, int32_t len, int32_t last_query_pos);
 
   uint64_t Bytes() const { return bytes_; }
+  bool key_channels() const { return key_ch_; }
   const KvCacheOptions& options() const { return o_; }
   // 2-bit / 4-bit / 8-bit tokens of (l, seq) among positions [0, len) (for reports).
   void CountPrecisions(int32_t l, int32_t seq, int32_t len, int64_t counts[3]) const;
@@ -102,6 +123,16 @@ class KvCache {
   // slot s, 2-bit when s < 0.
   void Age(int32_t l, int32_t seq, int32_t pos, int32_t hs, int32_t s);
   int32_t TakeVictimSlot(int32_t seq);
+  // Key blocks (channel layout).
+  void WriteKey(int32_t l, int32_t seq, int32_t pos, const float* k);
+  void SealKeyBlock(int32_t l, int32_t seq, int32_t b);
+  int32_t TakeKeySlot(int32_t seq);
+  int BlockBits(int32_t b, int32_t slot) const;  // slot: the block's lo-plane set (adaptive)
+  int64_t BlockOffset(int32_t b) const;           // in a (layer, seq)'s block store
+  uint8_t* BlockLo(int64_t idx, int32_t b, int32_t slot);
+  KvSpan KeySpan(int32_t l, int32_t seq, int32_t p, int32_t n) const;
+  template <typename F>
+  void ForEachRowSpan(int32_t l, int32_t seq, int32_t len, F&& fn) const;
 
   KvCacheOptions o_;
   int32_t n_layers_ = 0, n_seq_ = 0, n_ctx_ = 0, dim_ = 0, n_threads_ = 1;
@@ -122,11 +153,51 @@ class KvCache {
   std::vector<float> imp_tmp_;     // [threads][seq][n_ctx]
   std::vector<float> tmp_k_, tmp_v_;
   std::vector<std::pair<float, int32_t>> cand_;  // squat: (mean attention, position) scratch
+  // Key blocks (channel layout)
+  bool key_ch_ = false;
+  int32_t nb_ = 0, n_sink_blk_ = 0, kcap_ = 0;
+  int64_t kper_ = 0;               // block-store bytes per (layer, seq)
+  std::vector<uint8_t> kblk_;      // [l][seq] blocks (BlockOffset)
+  std::vector<uint8_t> kpool_;     // adaptive: [l][seq][kcap] lo-plane sets of G planes
+  std::vector<uint16_t> kres_;     // [l][seq][G][dim] fp16 residual (the block being filled)
+  std::vector<int32_t> kres_blk_;  // [l][seq] block in the residual
+  std::vector<int32_t> kused_;     // adaptive: [l][seq][nb] set each layer's block was written with
+  std::vector<int32_t> kslot_;     // adaptive: [seq][nb] decision (set, or -1 = 2-bit)
+  std::vector<int32_t> kfree_;     // adaptive: [seq][kcap] free sets (a stack)
+  std::vector<int32_t> kn_free_;   // [seq]
+  std::vector<float> ktmp_;        // dim (a rewind's dequantized row)
   uint64_t bytes_ = 0;
 };
 
 template <typename F>
 void KvCache::ForEachSpan(int32_t l, int32_t seq, int32_t len, F&& fn) const {
+  if (!key_ch_) return ForEachRowSpan(l, seq, len, fn);
+  // Value runs cut where a key block ends; each piece gets the key block's span.
+  ForEachRowSpan(l, seq, len, [&](int32_t p0, const KvSpan&, const KvSpan& vs) {
+    for (int32_t q = p0; q < p0 + vs.n;) {
+      const int32_t e = std::min(p0 + vs.n, (q / kKvTokenGroup + 1) * kKvTokenGroup);
+      KvSpan v2 = vs;
+      v2.n = e - q;
+      v2.rows += (q - p0) * vs.stride;
+      if (vs.lo_slot != nullptr) {
+        v2.lo_slot += q - p0;
+      } else if (vs.lo != nullptr) {
+        v2.lo += (q - p0) * vs.lo_stride;
+      }
+      fn(q, KeySpan(l, seq, q, e - q), static_cast<const KvSpan&>(v2));
+      q = e;
+    }
+  });
+}
+
+template <typename F>
+void KvCache::ForEachRowSpan(int32_t l, int32_t seq, int32_t len, F&& fn) const {
+  // With key blocks the key stores are not allocated: the key spans built here alias the
+  // value stores and ForEachSpan replaces them.
+  const std::vector<uint8_t>& k_ = key_ch_ ? v_ : this->k_;
+  const std::vector<uint8_t>& hi_k_ = key_ch_ ? hi_v_ : this->hi_k_;
+  const std::vector<uint8_t>& low_k_ = key_ch_ ? low_v_ : this->low_k_;
+  const std::vector<uint8_t>& pool_k_ = key_ch_ ? pool_v_ : this->pool_k_;
   KvSpan ks, vs;
   ks.dim = vs.dim = dim_;
   if (!o_.adaptive) {
@@ -152,6 +223,11 @@ void KvCache::ForEachSpan(int32_t l, int32_t seq, int32_t len, F&& fn) const {
   const uint8_t* hk = hi_k_.data() + idx * n_hi_ * hi_row_;
   const uint8_t* hv = hi_v_.data() + idx * n_hi_ * hi_row_;
   const int32_t* slot = lo_slot_.data() + static_cast<int64_t>(seq) * n_ctx_;
+  // A position is read from the ring while this layer's ring row still holds it: layer 0
+  // decides a token's aging for all layers, but each layer re-quantizes its own row only
+  // when it overwrites that ring slot (with key blocks a layer attends between writes).
+  const int32_t* held = row_pos_.data() + idx * n_hi_;
+  auto in_ring = [&](int32_t p) { return held[HiSlot(p)] == p; };
   // Sinks: hi slots 0..sinks-1.
   const int32_t ns = std::min(len, o_.sinks);
   if (ns > 0) {
@@ -164,9 +240,9 @@ void KvCache::ForEachSpan(int32_t l, int32_t seq, int32_t len, F&& fn) const {
   }
   for (int32_t p = o_.sinks; p < len;) {
     int32_t e = p + 1;
-    if (slot[p] == kInRing) {
+    if (in_ring(p)) {
       // A run of ring positions, split where the ring wraps.
-      while (e < len && slot[e] == kInRing && HiSlot(e) == HiSlot(e - 1) + 1) ++e;
+      while (e < len && in_ring(e) && HiSlot(e) == HiSlot(e - 1) + 1) ++e;
       ks.kind = vs.kind = KvKernel::kQ8;
       ks.rows = hk + HiSlot(p) * hi_row_;
       vs.rows = hv + HiSlot(p) * hi_row_;
@@ -174,7 +250,7 @@ void KvCache::ForEachSpan(int32_t l, int32_t seq, int32_t len, F&& fn) const {
       ks.lo = vs.lo = nullptr;
       ks.lo_slot = vs.lo_slot = nullptr;
     } else {
-      while (e < len && slot[e] != kInRing) ++e;
+      while (e < len && !in_ring(e)) ++e;
       ks.kind = vs.kind = KvKernel::kQ2p;
       ks.rows = low_k_.data() + (idx * n_ctx_ + p) * low_row_;
       vs.rows = low_v_.data() + (idx * n_ctx_ + p) * low_row_;

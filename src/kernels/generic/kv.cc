@@ -162,6 +162,91 @@ void KvDropLoPlane(uint8_t* row, int32_t dim) {
   }
 }
 
+namespace {
+inline float AsFloat(float x) { return x; }
+inline float AsFloat(uint16_t h) { return Fp16ToFp32(h); }
+
+template <typename T>
+void QuantizeKeyBlock(const T* xs, int32_t n, int32_t dim, int bits, uint8_t* params, uint8_t* codes, uint8_t* lo) {
+  auto x = [&](int64_t i) { return AsFloat(xs[i]); };
+  const int levels = bits == 8 ? 255 : bits == 4 ? 15 : 3;
+  const int64_t crow = bits == 8 ? dim : KvPlaneBytes(dim);
+  std::memset(codes, 0, static_cast<size_t>(crow) * n);
+  if (lo != nullptr) std::memset(lo, 0, static_cast<size_t>(KvPlaneBytes(dim)) * n);
+  uint16_t* pd = reinterpret_cast<uint16_t*>(params);
+  for (int32_t e = 0; e < dim; ++e) {
+    float lo_v = n > 0 ? x(e) : 0.0f, hi_v = lo_v;
+    for (int32_t i = 1; i < n; ++i) {
+      lo_v = std::min(lo_v, x(static_cast<int64_t>(i) * dim + e));
+      hi_v = std::max(hi_v, x(static_cast<int64_t>(i) * dim + e));
+    }
+    // As QuantizeGroups: fp16-rounded parameters, one ulp up when the max no longer fits.
+    const float m = Fp16ToFp32(Fp32ToFp16(lo_v));
+    float d = Fp16ToFp32(Fp32ToFp16(std::max(0.0f, hi_v - m) / levels));
+    if (d > 0 && m + d * levels < hi_v) d = Fp16ToFp32(static_cast<uint16_t>(Fp32ToFp16(d) + 1));
+    const uint16_t hd = Fp32ToFp16(d), hm = Fp32ToFp16(m);
+    std::memcpy(pd + e, &hd, 2);
+    std::memcpy(pd + dim + e, &hm, 2);
+    const float inv = d > 0 ? 1.0f / d : 0.0f;
+    for (int32_t i = 0; i < n; ++i) {
+      const int c = std::clamp(static_cast<int>(std::lrintf((x(static_cast<int64_t>(i) * dim + e) - m) * inv)), 0, levels);
+      uint8_t* row = codes + i * crow;
+      if (bits == 8) {
+        row[e] = static_cast<uint8_t>(c);
+      } else if (bits == 4) {
+        row[e >> 2] |= static_cast<uint8_t>((c >> 2) << (2 * (e & 3)));
+        lo[i * KvPlaneBytes(dim) + (e >> 2)] |= static_cast<uint8_t>((c & 3) << (2 * (e & 3)));
+      } else {
+        row[e >> 2] |= static_cast<uint8_t>(c << (2 * (e & 3)));
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void KvQuantizeKeyBlock(const float* x, int32_t n, int32_t dim, int bits, uint8_t* params, uint8_t* codes,
+                        uint8_t* lo) {
+  QuantizeKeyBlock(x, n, dim, bits, params, codes, lo);
+}
+
+void KvQuantizeKeyBlockF16(const uint16_t* x, int32_t n, int32_t dim, int bits, uint8_t* params, uint8_t* codes,
+                           uint8_t* lo) {
+  QuantizeKeyBlock(x, n, dim, bits, params, codes, lo);
+}
+
+void KvDequantizeKeyRow(const uint8_t* params, const uint8_t* codes, const uint8_t* lo, int bits, int32_t dim,
+                        float* x) {
+  const uint16_t* pd = reinterpret_cast<const uint16_t*>(params);
+  for (int32_t e = 0; e < dim; ++e) {
+    uint16_t hd, hm;
+    std::memcpy(&hd, pd + e, 2);
+    std::memcpy(&hm, pd + dim + e, 2);
+    int c;
+    if (bits == 8) {
+      c = codes[e];
+    } else {
+      c = Get2(codes, e);
+      if (lo != nullptr) c = 4 * c + Get2(lo, e);
+    }
+    x[e] = Fp16ToFp32(hm) + Fp16ToFp32(hd) * static_cast<float>(c);
+  }
+}
+
+void KvDropKeyBlockLoPlanes(uint8_t* params, int32_t dim) {
+  uint16_t* pd = reinterpret_cast<uint16_t*>(params);
+  for (int32_t e = 0; e < dim; ++e) {
+    uint16_t hd, hm;
+    std::memcpy(&hd, pd + e, 2);
+    std::memcpy(&hm, pd + dim + e, 2);
+    const float d = Fp16ToFp32(hd), m = Fp16ToFp32(hm);
+    hd = Fp32ToFp16(4.0f * d);
+    hm = Fp32ToFp16(m + 1.5f * d);
+    std::memcpy(pd + e, &hd, 2);
+    std::memcpy(pd + dim + e, &hm, 2);
+  }
+}
+
 namespace generic {
 
 namespace {
@@ -169,6 +254,21 @@ inline const uint8_t* LoRow(const KvSpan& s, int32_t i) {
   if (s.lo == nullptr) return nullptr;
   if (s.lo_slot == nullptr) return s.lo + static_cast<int64_t>(i) * s.lo_stride;
   return s.lo_slot[i] < 0 ? nullptr : s.lo + static_cast<int64_t>(s.lo_slot[i]) * s.lo_stride;
+}
+// Channel d and m of a key-block span.
+inline void ChanParams(const KvSpan& s, int64_t e, float* d, float* m) {
+  uint16_t p[2];
+  std::memcpy(&p[0], s.params + 2 * e, 2);
+  std::memcpy(&p[1], s.params + 2 * (static_cast<int64_t>(s.dim) + e), 2);
+  *d = Fp16ToFp32(p[0]);
+  *m = Fp16ToFp32(p[1]);
+}
+
+inline int CodeAt(const KvSpan& s, const uint8_t* codes, const uint8_t* lo, int64_t e) {
+  if (s.kind == KvKernel::kQ8) return codes[e];
+  int c = Get2(codes, e);
+  if (lo != nullptr) c = 4 * c + Get2(lo, e);
+  return c;
 }
 }  // namespace
 
@@ -189,8 +289,16 @@ void KvScores1(const KvSpan& s, int64_t off, int32_t hd, const float* q, float s
       }
       case KvKernel::kQ8:
       case KvKernel::kQ2p: {
-        const uint8_t* codes = row + 4 * ng;
         const uint8_t* lo = s.kind == KvKernel::kQ2p ? LoRow(s, i) : nullptr;
+        if (s.params != nullptr) {  // key block: per-channel d, m; the row is codes only
+          for (int64_t e = off; e < off + hd; ++e) {
+            float d, m;
+            ChanParams(s, e, &d, &m);
+            acc += q[e - off] * (m + d * static_cast<float>(CodeAt(s, row, lo, e)));
+          }
+          break;
+        }
+        const uint8_t* codes = row + 4 * ng;
         // Per group segment: d * sum(q*c) + m * sum(q).
         for (int64_t a = off; a < off + hd;) {
           const int32_t g = static_cast<int32_t>(a / kKvGroup);
@@ -233,8 +341,16 @@ void KvAccum1(const KvSpan& s, int64_t off, int32_t hd, const float* p, float* o
       }
       case KvKernel::kQ8:
       case KvKernel::kQ2p: {
-        const uint8_t* codes = row + 4 * ng;
         const uint8_t* lo = s.kind == KvKernel::kQ2p ? LoRow(s, i) : nullptr;
+        if (s.params != nullptr) {
+          for (int64_t e = off; e < off + hd; ++e) {
+            float d, m;
+            ChanParams(s, e, &d, &m);
+            out[e - off] += p[i] * (m + d * static_cast<float>(CodeAt(s, row, lo, e)));
+          }
+          break;
+        }
+        const uint8_t* codes = row + 4 * ng;
         for (int64_t a = off; a < off + hd;) {
           const int32_t g = static_cast<int32_t>(a / kKvGroup);
           const int64_t b = std::min<int64_t>(off + hd, static_cast<int64_t>(g + 1) * kKvGroup);

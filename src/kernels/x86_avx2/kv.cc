@@ -1,4 +1,5 @@
-// AVX2+FMA+F16C attention loops over the KV-cache formats (kernels/kv.h). Head slices
+// AVX2+FMA+F16C attention loops over the KV-cache formats (kernels/kv.h), per-token rows
+// and key blocks (per-channel parameters, 8 at a time by F16C). Head slices
 // whose offset and length are multiples of 8 run 8 channels per step (a step never
 // straddles a 32-channel group): each step dequantizes 8 channels of a row once into a
 // register and uses it for every query head of the GQA group. Anything else goes to the
@@ -61,10 +62,16 @@ inline __m256 Codes(const uint8_t* codes, const uint8_t* lo, int64_t e) {
   }
 }
 
-// 8 dequantized channels [e, e+8) of token row `row` (lo: its lo plane or null).
-template <KvKernel K>
-inline __m256 Load8(const uint8_t* row, const uint8_t* lo, int64_t ng, int64_t e) {
-  if constexpr (K == KvKernel::kF32) {
+// 8 dequantized channels [e, e+8) of token row `row` (lo: its lo plane or null). C: a
+// key-block span (per-channel d, m at s.params; the row is codes only).
+template <KvKernel K, bool C = false>
+inline __m256 Load8(const KvSpan& s, const uint8_t* row, const uint8_t* lo, int64_t ng, int64_t e) {
+  if constexpr (C) {
+    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s.params + 2 * e)));
+    const __m256 m =
+        _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s.params + 2 * (s.dim + e))));
+    return _mm256_fmadd_ps(d, Codes<K>(row, lo, e), m);
+  } else if constexpr (K == KvKernel::kF32) {
     return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + e);
   } else if constexpr (K == KvKernel::kF16) {
     return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(reinterpret_cast<const uint16_t*>(row) + e)));
@@ -75,7 +82,7 @@ inline __m256 Load8(const uint8_t* row, const uint8_t* lo, int64_t ng, int64_t e
   }
 }
 
-template <KvKernel K>
+template <KvKernel K, bool C = false>
 void Scores(const KvSpan& s, int64_t off, int32_t hd, const float* q, int32_t nq, int64_t q_stride, float scale,
             float* out, int64_t out_stride) {
   const int64_t ng = KvGroups(s.dim);
@@ -85,14 +92,14 @@ void Scores(const KvSpan& s, int64_t off, int32_t hd, const float* q, int32_t nq
     __m256 acc[kKvMaxGroup];
     for (int32_t j = 0; j < nq; ++j) acc[j] = _mm256_setzero_ps();
     for (int32_t e = 0; e < hd; e += 8) {
-      const __m256 v = Load8<K>(row, lo, ng, off + e);
+      const __m256 v = Load8<K, C>(s, row, lo, ng, off + e);
       for (int32_t j = 0; j < nq; ++j) acc[j] = _mm256_fmadd_ps(_mm256_loadu_ps(q + j * q_stride + e), v, acc[j]);
     }
     for (int32_t j = 0; j < nq; ++j) out[j * out_stride + i] = Hsum(acc[j]) * scale;
   }
 }
 
-template <KvKernel K>
+template <KvKernel K, bool C = false>
 void Accum(const KvSpan& s, int64_t off, int32_t hd, const float* p, int32_t nq, int64_t p_stride, float* out,
            int64_t out_stride) {
   const int64_t ng = KvGroups(s.dim);
@@ -104,7 +111,7 @@ void Accum(const KvSpan& s, int64_t off, int32_t hd, const float* p, int32_t nq,
       const uint8_t* row = s.rows + static_cast<int64_t>(i) * s.stride;
       const uint8_t* lo = K == KvKernel::kQ2p ? LoRow(s, i) : nullptr;
       const __m256 pi = _mm256_set1_ps(p[i]);
-      for (int32_t c = 0; c < nv; ++c) acc[c] = _mm256_fmadd_ps(pi, Load8<K>(row, lo, ng, off + 8 * c), acc[c]);
+      for (int32_t c = 0; c < nv; ++c) acc[c] = _mm256_fmadd_ps(pi, Load8<K, C>(s, row, lo, ng, off + 8 * c), acc[c]);
     }
     for (int32_t c = 0; c < nv; ++c) _mm256_storeu_ps(out + 8 * c, acc[c]);
     return;
@@ -113,7 +120,7 @@ void Accum(const KvSpan& s, int64_t off, int32_t hd, const float* p, int32_t nq,
     const uint8_t* row = s.rows + static_cast<int64_t>(i) * s.stride;
     const uint8_t* lo = K == KvKernel::kQ2p ? LoRow(s, i) : nullptr;
     for (int32_t e = 0; e < hd; e += 8) {
-      const __m256 v = Load8<K>(row, lo, ng, off + e);
+      const __m256 v = Load8<K, C>(s, row, lo, ng, off + e);
       for (int32_t j = 0; j < nq; ++j) {
         float* y = out + j * out_stride + e;
         _mm256_storeu_ps(y, _mm256_fmadd_ps(_mm256_set1_ps(p[j * p_stride + i]), v, _mm256_loadu_ps(y)));
@@ -134,8 +141,12 @@ void KvScores(const KvSpan& s, int64_t off, int32_t hd, const float* q, int32_t 
   switch (s.kind) {
     case KvKernel::kF32: return Scores<KvKernel::kF32>(s, off, hd, q, nq, q_stride, scale, out, out_stride);
     case KvKernel::kF16: return Scores<KvKernel::kF16>(s, off, hd, q, nq, q_stride, scale, out, out_stride);
-    case KvKernel::kQ8: return Scores<KvKernel::kQ8>(s, off, hd, q, nq, q_stride, scale, out, out_stride);
-    case KvKernel::kQ2p: return Scores<KvKernel::kQ2p>(s, off, hd, q, nq, q_stride, scale, out, out_stride);
+    case KvKernel::kQ8:
+      if (s.params != nullptr) return Scores<KvKernel::kQ8, true>(s, off, hd, q, nq, q_stride, scale, out, out_stride);
+      return Scores<KvKernel::kQ8>(s, off, hd, q, nq, q_stride, scale, out, out_stride);
+    case KvKernel::kQ2p:
+      if (s.params != nullptr) return Scores<KvKernel::kQ2p, true>(s, off, hd, q, nq, q_stride, scale, out, out_stride);
+      return Scores<KvKernel::kQ2p>(s, off, hd, q, nq, q_stride, scale, out, out_stride);
   }
 }
 
@@ -145,8 +156,12 @@ void KvAccum(const KvSpan& s, int64_t off, int32_t hd, const float* p, int32_t n
   switch (s.kind) {
     case KvKernel::kF32: return Accum<KvKernel::kF32>(s, off, hd, p, nq, p_stride, out, out_stride);
     case KvKernel::kF16: return Accum<KvKernel::kF16>(s, off, hd, p, nq, p_stride, out, out_stride);
-    case KvKernel::kQ8: return Accum<KvKernel::kQ8>(s, off, hd, p, nq, p_stride, out, out_stride);
-    case KvKernel::kQ2p: return Accum<KvKernel::kQ2p>(s, off, hd, p, nq, p_stride, out, out_stride);
+    case KvKernel::kQ8:
+      if (s.params != nullptr) return Accum<KvKernel::kQ8, true>(s, off, hd, p, nq, p_stride, out, out_stride);
+      return Accum<KvKernel::kQ8>(s, off, hd, p, nq, p_stride, out, out_stride);
+    case KvKernel::kQ2p:
+      if (s.params != nullptr) return Accum<KvKernel::kQ2p, true>(s, off, hd, p, nq, p_stride, out, out_stride);
+      return Accum<KvKernel::kQ2p>(s, off, hd, p, nq, p_stride, out, out_stride);
   }
 }
 
