@@ -137,6 +137,24 @@ TEST(ThreadPool, RunGivesEveryThreadItsIndexAndPublishesResults) {
   for (int64_t v : per_thread) EXPECT_EQ(v, 1000 * 1001 / 2);
 }
 
+// Park() (the server's scheduler calls it after each step) sends spinning workers to
+// sleep; the next job must still reach every thread, whether a worker is spinning,
+// leaving its spin, or asleep, and a pool destroyed right after Park() must join.
+TEST(ThreadPool, JobsAfterParkReachEveryThread) {
+  ThreadPool pool(3);
+  std::vector<int64_t> per_thread(3, 0);
+  for (int round = 1; round <= 400; ++round) {
+    pool.Run([&](int ti, int) { per_thread[ti] += round; });
+    if (round % 3 != 0) pool.Park();
+    if (round % 100 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));  // workers asleep
+  }
+  for (int64_t v : per_thread) EXPECT_EQ(v, int64_t{400} * 401 / 2);
+  for (int i = 0; i < 20; ++i) {
+    ThreadPool p(2);
+    p.Park();
+  }
+}
+
 TEST(ThreadPool, PoolsAreCreatedAndDestroyedWhileWorkersSpinOrSleep) {
   std::atomic<int64_t> total{0};
   for (int round = 0; round < 50; ++round) {

@@ -88,6 +88,7 @@ void ThreadPool::RunJob(Job job) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     job_ = job;
+    parked_.store(false, std::memory_order_relaxed);
     next_share_ = 1;
     pending_.store(n_threads_ - 1, std::memory_order_relaxed);
     ++generation_;
@@ -125,7 +126,8 @@ void ThreadPool::WorkerLoop(int index) {
   for (;;) {
     // Spin first, then sleep.
     int spins = 0;
-    while (spin_generation_.load(std::memory_order_acquire) == seen && spins < kSpinIterations) {
+    while (spin_generation_.load(std::memory_order_acquire) == seen && spins < kSpinIterations &&
+           !parked_.load(std::memory_order_acquire)) {
       EDGEQ_PAUSE();
       ++spins;
     }

@@ -24,6 +24,14 @@ class ThreadPool {
 
   int size() const { return n_threads_; }
 
+  // Tells idle workers to sleep now instead of spinning for the next job: call it when
+  // the caller is about to do serial work of its own that takes longer than a spin
+  // (the server's scheduler after each batched step: sampling, streaming to clients),
+  // so that spinning workers do not take the cores that work and the HTTP threads need.
+  // The next Run/RunShares wakes them (one futex wake). Within a forward pass, between
+  // ops, workers keep spinning: a wake per op would cost more than the op.
+  void Park() { parked_.store(true, std::memory_order_release); }
+
   // Process-wide policy (the CLI's --cpu-affinity): pools created afterwards pin thread i
   // (the creating thread is 0) to the i-th CPU this process may run on, so the scheduler
   // does not move them between cores mid-token. Off by default.
@@ -109,6 +117,7 @@ class ThreadPool {
   int next_share_ = 1;       // next unclaimed share of a non-strict job (under mu_)
   std::atomic<int> pending_{0};  // shares 1..n-1 not finished yet
   std::atomic<uint64_t> spin_generation_{0};
+  std::atomic<bool> parked_{false};  // Park() was called and no job has run since
   bool stop_ = false;
 };
 

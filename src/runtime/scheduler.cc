@@ -193,6 +193,9 @@ bool Scheduler::Step() {
   if (batch_.empty()) return false;
 
   Status st = graph_->ForwardBatch(batch_.data(), static_cast<int32_t>(batch_.size()), logits_.data());
+  // Sampling and streaming below are serial: let the compute workers sleep rather than
+  // spin on the cores the HTTP threads (and, on a small machine, the clients) need.
+  pool_->Park();
   if (!st.ok()) {
     for (int32_t i : batch_slot_) {
       if (slots_[i].active) Finish(slots_[i], FinishReason::kError, st.message());
