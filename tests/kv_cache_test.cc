@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "kernels/kernels.h"
@@ -30,6 +31,48 @@ std::vector<float> Random(int64_t n, uint32_t seed, float scale = 1.0f) {
   std::vector<float> v(n);
   for (auto& x : v) x = d(rng);
   return v;
+}
+
+// kv_scores (scale 0.5) and kv_accum of nq query heads over the head slice at `off` of
+// span s, on every tier present, against an fp64 reference over `deq` (s's rows
+// dequantized, s.n x s.dim). Scores must be within score_tol(reference, sum |q x|);
+// outputs within 1e-5 of the sum of |p x| (+1e-5).
+template <typename Tol>
+void ExpectSpanMatchesReference(const KvSpan& s, const std::vector<float>& deq, int64_t off, int32_t hd,
+                                const std::vector<float>& q, int32_t nq, const std::vector<float>& p, Tol score_tol,
+                                const std::string& what) {
+  const int32_t n = s.n;
+  const int64_t dim = s.dim;
+  std::vector<double> ref_s(nq * n), ref_o(nq * hd, 0.0), mag(nq, 0.0), smag(nq * n, 0.0);
+  for (int32_t j = 0; j < nq; ++j) {
+    for (int32_t i = 0; i < n; ++i) {
+      double a = 0;
+      for (int32_t e = 0; e < hd; ++e) {
+        const double x = deq[i * dim + off + e];
+        a += static_cast<double>(q[j * hd + e]) * x;
+        smag[j * n + i] += std::fabs(q[j * hd + e] * x);
+        ref_o[j * hd + e] += static_cast<double>(p[j * n + i]) * x;
+        mag[j] += std::fabs(p[j * n + i] * x);
+      }
+      ref_s[j * n + i] = a * 0.5;
+    }
+  }
+  for (const char* tier : {"generic", "avx2", "avx512vnni"}) {
+    const KernelTable* kt = KernelsForTier(tier);
+    if (kt == nullptr) continue;
+    std::vector<float> sc(nq * n), out(nq * hd, 0.0f);
+    kt->kv_scores(s, off, hd, q.data(), nq, hd, 0.5f, sc.data(), n);
+    kt->kv_accum(s, off, hd, p.data(), nq, n, out.data(), hd);
+    for (int32_t j = 0; j < nq; ++j) {
+      for (int32_t i = 0; i < n; ++i) {
+        EXPECT_NEAR(sc[j * n + i], ref_s[j * n + i], score_tol(ref_s[j * n + i], smag[j * n + i]))
+            << tier << " " << what << " i " << i;
+      }
+      for (int32_t e = 0; e < hd; ++e) {
+        EXPECT_NEAR(out[j * hd + e], ref_o[j * hd + e], 1e-5 * mag[j] + 1e-5) << tier << " " << what << " e " << e;
+      }
+    }
+  }
 }
 
 TEST(KvFormat, RoundTripErrorIsWithinHalfAStep) {
@@ -155,36 +198,11 @@ TEST(KvKernels, EveryTierMatchesTheReferenceOnOddShapes) {
         const int32_t nq = 3;  // a GQA group of 3 query heads over each row
         for (int32_t h = 0; h < sh.heads; ++h) {
           const int64_t off = static_cast<int64_t>(h) * sh.hd;
-          std::vector<double> ref_s(nq * n), ref_o(nq * sh.hd, 0.0), mag(nq, 0.0);
-          for (int32_t j = 0; j < nq; ++j) {
-            for (int32_t i = 0; i < n; ++i) {
-              double a = 0;
-              for (int32_t e = 0; e < sh.hd; ++e) {
-                const double x = deq[i * dim + off + e];
-                a += static_cast<double>(q[j * sh.hd + e]) * x;
-                ref_o[j * sh.hd + e] += static_cast<double>(p[j * n + i]) * x;
-                mag[j] += std::fabs(p[j * n + i] * x);
-              }
-              ref_s[j * n + i] = a * 0.5;
-            }
-          }
-          for (const char* tier : {"generic", "avx2", "avx512vnni"}) {
-            const KernelTable* kt = KernelsForTier(tier);
-            if (kt == nullptr) continue;
-            std::vector<float> sc(nq * n), out(nq * sh.hd, 0.0f);
-            kt->kv_scores(s, off, sh.hd, q.data(), nq, sh.hd, 0.5f, sc.data(), n);
-            kt->kv_accum(s, off, sh.hd, p.data(), nq, n, out.data(), sh.hd);
-            for (int32_t j = 0; j < nq; ++j) {
-              for (int32_t i = 0; i < n; ++i) {
-                EXPECT_NEAR(sc[j * n + i], ref_s[j * n + i], 1e-4 * (1 + std::fabs(ref_s[j * n + i])) + 1e-4 * sh.hd)
-                    << tier << " variant " << variant << " hd " << sh.hd << " n " << n << " head " << h << " i " << i;
-              }
-              for (int32_t e = 0; e < sh.hd; ++e) {
-                EXPECT_NEAR(out[j * sh.hd + e], ref_o[j * sh.hd + e], 1e-5 * mag[j] + 1e-5)
-                    << tier << " variant " << variant << " hd " << sh.hd << " n " << n << " e " << e;
-              }
-            }
-          }
+          ExpectSpanMatchesReference(
+              s, deq, off, sh.hd, q, nq, p,
+              [&](double ref, double) { return 1e-4 * (1 + std::fabs(ref)) + 1e-4 * sh.hd; },
+              "variant " + std::to_string(variant) + " hd " + std::to_string(sh.hd) + " n " + std::to_string(n) +
+                  " head " + std::to_string(h));
         }
       }
     }
@@ -276,37 +294,10 @@ TEST(KvKernels, KeyBlockSpansMatchTheReferenceOnEveryTier) {
           const int32_t nq = 3;
           for (int32_t h = 0; h < sh.heads; ++h) {
             const int64_t off = static_cast<int64_t>(h) * sh.hd;
-            std::vector<double> ref_s(nq * n), ref_o(nq * sh.hd, 0.0), mag(nq, 0.0), smag(nq * n, 0.0);
-            for (int32_t j = 0; j < nq; ++j) {
-              for (int32_t i = 0; i < n; ++i) {
-                double a = 0;
-                for (int32_t e = 0; e < sh.hd; ++e) {
-                  const double x = deq[i * dim + off + e];
-                  a += static_cast<double>(q[j * sh.hd + e]) * x;
-                  smag[j * n + i] += std::fabs(q[j * sh.hd + e] * x);
-                  ref_o[j * sh.hd + e] += static_cast<double>(p[j * n + i]) * x;
-                  mag[j] += std::fabs(p[j * n + i] * x);
-                }
-                ref_s[j * n + i] = a * 0.5;
-              }
-            }
-            for (const char* tier : {"generic", "avx2", "avx512vnni"}) {
-              const KernelTable* kt = KernelsForTier(tier);
-              if (kt == nullptr) continue;
-              std::vector<float> sc(nq * n), out(nq * sh.hd, 0.0f);
-              kt->kv_scores(s, off, sh.hd, q.data(), nq, sh.hd, 0.5f, sc.data(), n);
-              kt->kv_accum(s, off, sh.hd, p.data(), nq, n, out.data(), sh.hd);
-              for (int32_t j = 0; j < nq; ++j) {
-                for (int32_t i = 0; i < n; ++i) {
-                  EXPECT_NEAR(sc[j * n + i], ref_s[j * n + i], 1e-5 * smag[j * n + i] + 1e-5)
-                      << tier << " bits " << bits << " hd " << sh.hd << " r " << r << " n " << n << " i " << i;
-                }
-                for (int32_t e = 0; e < sh.hd; ++e) {
-                  EXPECT_NEAR(out[j * sh.hd + e], ref_o[j * sh.hd + e], 1e-5 * mag[j] + 1e-5)
-                      << tier << " bits " << bits << " hd " << sh.hd << " r " << r << " n " << n << " e " << e;
-                }
-              }
-            }
+            ExpectSpanMatchesReference(
+                s, deq, off, sh.hd, q, nq, p, [](double, double smag) { return 1e-5 * smag + 1e-5; },
+                "bits " + std::to_string(bits) + " hd " + std::to_string(sh.hd) + " r " + std::to_string(r) + " n " +
+                    std::to_string(n));
           }
         }
       }
