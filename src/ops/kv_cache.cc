@@ -218,6 +218,14 @@ void KvCache::Write(int32_t l, int32_t seq, int32_t pos, const float* k, const f
   KvQuantizeRow(KvType::kQ8, v, dim_, hi_v_.data() + (idx * n_hi_ + hs) * hi_row_);
 }
 
+// squat's victim count, one rule for tokens and key blocks: the least-attended eighth of
+// a pool of `cap` slots (at least one), moved to the front of cand_ (not empty).
+size_t KvCache::LeastAttendedFirst(int32_t cap) {
+  const size_t k = std::max<size_t>(1, std::min(cand_.size(), static_cast<size_t>(cap / 8)));
+  std::nth_element(cand_.begin(), cand_.begin() + (k - 1), cand_.end());
+  return k;
+}
+
 // A pool slot for a newly aged token, or -1 (it goes to 2 bits). When the pool is empty
 // (squat), the least-attended eighth of the current 4-bit tokens lose their lo planes in
 // every layer at once (one O(n_ctx) scan per cap/8 agings, not per aging).
@@ -236,8 +244,7 @@ int32_t KvCache::TakeVictimSlot(int32_t seq) {
     cand_.push_back({imp[p] / static_cast<float>(lq - p + 1), p});
   }
   if (cand_.empty()) return -1;
-  const size_t k = std::max<size_t>(1, std::min(cand_.size(), static_cast<size_t>(cap_ / 8)));
-  std::nth_element(cand_.begin(), cand_.begin() + (k - 1), cand_.end());
+  const size_t k = LeastAttendedFirst(cap_);
   for (size_t i = 0; i < k; ++i) {
     const int32_t victim = cand_[i].second;
     for (int32_t l = 0; l < n_layers_; ++l) {
@@ -401,8 +408,7 @@ int32_t KvCache::TakeKeySlot(int32_t seq) {
     cand_.push_back({static_cast<float>(a / q), b});
   }
   if (cand_.empty()) return -1;
-  const size_t k = std::max<size_t>(1, std::min(cand_.size(), static_cast<size_t>(kcap_ / 8)));
-  std::nth_element(cand_.begin(), cand_.begin() + (k - 1), cand_.end());
+  const size_t k = LeastAttendedFirst(kcap_);
   for (size_t i = 0; i < k; ++i) {
     const int32_t victim = cand_[i].second;
     for (int32_t l = 0; l < n_layers_; ++l) {

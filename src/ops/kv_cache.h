@@ -153,6 +153,7 @@ class KvCache {
   std::vector<float> imp_tmp_;     // [threads][seq][n_ctx]
   std::vector<float> tmp_k_, tmp_v_;
   std::vector<std::pair<float, int32_t>> cand_;  // squat: (mean attention, position) scratch
+  size_t LeastAttendedFirst(int32_t cap);  // k victims of a pool of cap slots, first in cand_
   // Key blocks (channel layout)
   bool key_ch_ = false;
   int32_t nb_ = 0, n_sink_blk_ = 0, kcap_ = 0;
