@@ -372,7 +372,7 @@ TEST(KvCacheChannel, KeyBlocksCoverEveryPositionAndReadBack) {
       if ((*c)->tracks_importance()) {  // queries look at the even blocks
         float* acc = (*c)->ImportanceScratch(0, 1);
         for (int32_t s = 0; s <= pos; ++s) acc[s] += (s / G) % 2 == 0 ? 0.1f : 0.001f;
-        (*c)->CommitImportance(1, pos + 1, pos);
+        (*c)->CommitImportance(1, pos);
       }
       if (pos == 0 || pos == 31 || pos == 32 || pos == 33 || pos == 100 || pos == n_ctx - 1) check(pos + 1);
     }
@@ -423,7 +423,7 @@ TEST(KvCacheAdaptive, SpansCoverEveryPositionWithTheRightPrecision) {
       if ((*c)->tracks_importance()) {  // pretend every query looks at even positions
         float* acc = (*c)->ImportanceScratch(0, 1);
         for (int32_t s = 0; s <= pos; ++s) acc[s] += s % 2 == 0 ? 0.1f : 0.001f;
-        (*c)->CommitImportance(1, pos + 1, pos);
+        (*c)->CommitImportance(1, pos);
       }
     }
     int32_t next = 0;

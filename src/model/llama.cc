@@ -468,7 +468,7 @@ void LlamaGraph::ForwardChunk(int32_t n, float* logits) {
           if (u < t) first = false;
           last = std::max(last, batch_[u].pos);
         }
-        if (first) kvq_->CommitImportance(seq, last + 1, last);
+        if (first) kvq_->CommitImportance(seq, last);
       }
     }
     if (adaptive_) UpdateLowBits(l, n);

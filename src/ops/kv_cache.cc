@@ -93,12 +93,15 @@ Result<std::unique_ptr<KvCache>> KvCache::Create(int32_t n_layers, int32_t n_seq
   try {
     if (c->key_ch_) {
       c->nb_ = (n_ctx + G - 1) / G;
+      // The last block (the one holding position n_ctx - 1) is never sealed: it stays the
+      // residual, so only the blocks before it have quantized storage.
+      const int32_t sealable = (n_ctx - 1) / G;
       c->n_sink_blk_ = o.adaptive ? std::min(c->nb_, (o.sinks + G - 1) / G) : 0;
       if (o.adaptive) {
-        const int32_t can = c->nb_ - c->n_sink_blk_;
+        const int32_t can = std::max(0, sealable - c->n_sink_blk_);
         c->kcap_ = o.policy == KvPolicy::kSquat ? (can + 1) / 2 : can;
       }
-      c->kper_ = c->BlockOffset(c->nb_);
+      c->kper_ = c->BlockOffset(sealable);
       c->kblk_.assign(ls * c->kper_, 0);
       c->kpool_.assign(ls * c->kcap_ * G * c->plane_, 0);
       c->kres_.assign(ls * G * kv_dim, 0);
@@ -124,17 +127,20 @@ Result<std::unique_ptr<KvCache>> KvCache::Create(int32_t n_layers, int32_t n_seq
       return c;
     }
     c->n_hi_ = std::min(n_ctx, o.sinks + o.window);
+    // Only positions [sinks, n_ctx - window) ever age out of the ring: the low store has
+    // a row for each of those (row pos - sinks) and for nothing else.
     const int32_t can_age = std::max(0, n_ctx - o.sinks - o.window);
+    c->n_low_ = can_age;
     c->cap_ = o.policy == KvPolicy::kSquat ? (can_age + 1) / 2 : can_age;
     c->hi_row_ = KvRowBytes(KvType::kQ8, kv_dim);
     c->low_row_ = KvRowBytes(KvType::kQ2, kv_dim);
     if (!c->key_ch_) {
       c->hi_k_.assign(ls * c->n_hi_ * c->hi_row_, 0);
-      c->low_k_.assign(ls * n_ctx * c->low_row_, 0);
+      c->low_k_.assign(ls * c->n_low_ * c->low_row_, 0);
       c->pool_k_.assign(ls * c->cap_ * c->plane_, 0);
     }
     c->hi_v_.assign(ls * c->n_hi_ * c->hi_row_, 0);
-    c->low_v_.assign(ls * n_ctx * c->low_row_, 0);
+    c->low_v_.assign(ls * c->n_low_ * c->low_row_, 0);
     c->pool_v_.assign(ls * c->cap_ * c->plane_, 0);
     c->lo_slot_.assign(static_cast<int64_t>(n_seq) * n_ctx, kNoLo);
     c->owner_.assign(static_cast<int64_t>(n_seq) * c->n_hi_, -1);
@@ -143,10 +149,9 @@ Result<std::unique_ptr<KvCache>> KvCache::Create(int32_t n_layers, int32_t n_seq
     c->n_free_.assign(n_seq, 0);
     c->last_query_.assign(n_seq, -1);
     if (c->tracks_importance()) {
-      c->imp_.assign(static_cast<int64_t>(n_seq) * n_ctx, 0.0f);
-      c->imp_tmp_.assign(static_cast<int64_t>(c->n_threads_) * n_seq * n_ctx, 0.0f);
+      c->imp_.assign(static_cast<int64_t>(c->n_threads_) * n_seq * n_ctx, 0.0f);
     }
-    c->cand_.reserve(c->cap_);
+    c->cand_.reserve(std::max(VictimCount(c->cap_), VictimCount(c->kcap_)));
     c->tmp_k_.resize(kv_dim);
     c->tmp_v_.resize(kv_dim);
     c->bytes_ = key_bytes;
@@ -159,7 +164,7 @@ Result<std::unique_ptr<KvCache>> KvCache::Create(int32_t n_layers, int32_t n_seq
               c->pool_v_.size() +
               sizeof(int32_t) * (c->lo_slot_.size() + c->owner_.size() + c->row_pos_.size() + c->free_.size() + c->n_free_.size() +
                                  c->last_query_.size()) +
-              sizeof(float) * (c->imp_.size() + c->imp_tmp_.size() + c->tmp_k_.size() + c->tmp_v_.size()) +
+              sizeof(float) * (c->imp_.size() + c->tmp_k_.size() + c->tmp_v_.size()) +
               sizeof(std::pair<float, int32_t>) * c->cand_.capacity();
   return c;
 }
@@ -172,7 +177,9 @@ void KvCache::ResetSeq(int32_t seq) {
   for (int32_t i = 0; i < cap_; ++i) fr[i] = cap_ - 1 - i;  // pops 0, 1, 2, ...
   n_free_[seq] = cap_;
   last_query_[seq] = -1;
-  if (!imp_.empty()) std::fill_n(imp_.begin() + static_cast<int64_t>(seq) * n_ctx_, n_ctx_, 0.0f);
+  if (!imp_.empty()) {
+    for (int t = 0; t < n_threads_; ++t) std::fill_n(ImportanceScratch(t, seq), n_ctx_, 0.0f);
+  }
   if (key_ch_) {
     std::fill_n(kslot_.begin() + static_cast<int64_t>(seq) * nb_, nb_, -1);
     int32_t* kf = kfree_.data() + static_cast<int64_t>(seq) * kcap_;
@@ -197,7 +204,9 @@ void KvCache::Write(int32_t l, int32_t seq, int32_t pos, const float* k, const f
   if (l == 0) {  // the per-sequence decisions, for all layers
     if (pos == 0) ResetSeq(seq);
     int32_t& owner = owner_[static_cast<int64_t>(seq) * n_hi_ + hs];
-    if (owner >= 0 && owner != pos && slot_of[owner] == kInRing) {
+    if (owner > pos) {  // stale after a rewind: it is rewritten before anything reads it
+      if (slot_of[owner] == kInRing) slot_of[owner] = kNoLo;
+    } else if (owner >= 0 && owner != pos && slot_of[owner] == kInRing) {
       const int32_t s = TakeVictimSlot(seq);
       slot_of[owner] = s >= 0 ? s : kNoLo;
     }
@@ -206,24 +215,36 @@ void KvCache::Write(int32_t l, int32_t seq, int32_t pos, const float* k, const f
     }
     owner = pos;
     slot_of[pos] = kInRing;
-    if (!imp_.empty()) imp_[static_cast<int64_t>(seq) * n_ctx_ + pos] = 0.0f;
+    if (!imp_.empty()) {
+      for (int t = 0; t < n_threads_; ++t) ImportanceScratch(t, seq)[pos] = 0.0f;
+    }
   }
   // This layer's ring row may still hold a token that layer 0 has sent to the low store
   // (in this chunk or before): re-quantize it now, before the row is overwritten.
   const int64_t idx = Idx(l, seq);
   int32_t& held = row_pos_[idx * n_hi_ + hs];
-  if (held >= 0 && held != pos && slot_of[held] != kInRing) Age(l, seq, held, hs, slot_of[held]);
+  // (A stale position after a rewind, held > pos, is not aged: only positions below
+  // n_ctx - window have low-store rows, and it will be rewritten first.)
+  if (held >= 0 && held < pos && slot_of[held] != kInRing) Age(l, seq, held, hs, slot_of[held]);
   held = pos;
   if (!key_ch_) KvQuantizeRow(KvType::kQ8, k, dim_, hi_k_.data() + (idx * n_hi_ + hs) * hi_row_);
   KvQuantizeRow(KvType::kQ8, v, dim_, hi_v_.data() + (idx * n_hi_ + hs) * hi_row_);
 }
 
-// squat's victim count, one rule for tokens and key blocks: the least-attended eighth of
-// a pool of `cap` slots (at least one), moved to the front of cand_ (not empty).
-size_t KvCache::LeastAttendedFirst(int32_t cap) {
-  const size_t k = std::max<size_t>(1, std::min(cand_.size(), static_cast<size_t>(cap / 8)));
-  std::nth_element(cand_.begin(), cand_.begin() + (k - 1), cand_.end());
-  return k;
+// squat's victim rule, one for tokens and key blocks: the least-attended eighth of a
+// pool of `cap` slots (at least one). cand_ keeps the VictimCount(cap) lowest (mean
+// attention, id) pairs offered so far as a max-heap, so its capacity is an eighth of the
+// pool, not the whole pool.
+void KvCache::OfferVictim(float mean_attention, int32_t id, size_t k) {
+  const std::pair<float, int32_t> c{mean_attention, id};
+  if (cand_.size() < k) {
+    cand_.push_back(c);
+    std::push_heap(cand_.begin(), cand_.end());
+  } else if (c < cand_.front()) {
+    std::pop_heap(cand_.begin(), cand_.end());
+    cand_.back() = c;
+    std::push_heap(cand_.begin(), cand_.end());
+  }
 }
 
 // A pool slot for a newly aged token, or -1 (it goes to 2 bits). When the pool is empty
@@ -234,22 +255,21 @@ int32_t KvCache::TakeVictimSlot(int32_t seq) {
   if (n_free_[seq] > 0) return free_[sq * cap_ + --n_free_[seq]];
   if (!tracks_importance() || cap_ == 0) return -1;
   const int32_t lq = last_query_[seq];
-  const float* imp = imp_.data() + sq * n_ctx_;
   int32_t* slot_of = lo_slot_.data() + sq * n_ctx_;
   // Mean attention received per query that could see the token; tokens no query has
   // seen yet (written in the chunk being evaluated) are not candidates.
   cand_.clear();
+  const size_t k = VictimCount(cap_);
   for (int32_t p = o_.sinks; p < n_ctx_; ++p) {
     if (slot_of[p] < 0 || p > lq) continue;
-    cand_.push_back({imp[p] / static_cast<float>(lq - p + 1), p});
+    OfferVictim(Importance(seq, p) / static_cast<float>(lq - p + 1), p, k);
   }
   if (cand_.empty()) return -1;
-  const size_t k = LeastAttendedFirst(cap_);
-  for (size_t i = 0; i < k; ++i) {
+  for (size_t i = 0; i < cand_.size(); ++i) {
     const int32_t victim = cand_[i].second;
     for (int32_t l = 0; l < n_layers_; ++l) {
-      if (!key_ch_) KvDropLoPlane(low_k_.data() + (Idx(l, seq) * n_ctx_ + victim) * low_row_, dim_);
-      KvDropLoPlane(low_v_.data() + (Idx(l, seq) * n_ctx_ + victim) * low_row_, dim_);
+      if (!key_ch_) KvDropLoPlane(low_k_.data() + LowOffset(Idx(l, seq), victim), dim_);
+      KvDropLoPlane(low_v_.data() + LowOffset(Idx(l, seq), victim), dim_);
     }
     free_[sq * cap_ + n_free_[seq]++] = slot_of[victim];
     slot_of[victim] = kNoLo;
@@ -260,7 +280,7 @@ int32_t KvCache::TakeVictimSlot(int32_t seq) {
 void KvCache::Age(int32_t l, int32_t seq, int32_t pos, int32_t hs, int32_t s) {
   const int64_t idx = Idx(l, seq);
   KvDequantizeRow(KvKernel::kQ8, hi_v_.data() + (idx * n_hi_ + hs) * hi_row_, nullptr, dim_, tmp_v_.data());
-  uint8_t* rv = low_v_.data() + (idx * n_ctx_ + pos) * low_row_;
+  uint8_t* rv = low_v_.data() + LowOffset(idx, pos);
   if (key_ch_) {
     if (s >= 0) {
       KvQuantizeRowPlanes(tmp_v_.data(), dim_, 4, rv, pool_v_.data() + (idx * cap_ + s) * plane_);
@@ -270,7 +290,7 @@ void KvCache::Age(int32_t l, int32_t seq, int32_t pos, int32_t hs, int32_t s) {
     return;
   }
   KvDequantizeRow(KvKernel::kQ8, hi_k_.data() + (idx * n_hi_ + hs) * hi_row_, nullptr, dim_, tmp_k_.data());
-  uint8_t* rk = low_k_.data() + (idx * n_ctx_ + pos) * low_row_;
+  uint8_t* rk = low_k_.data() + LowOffset(idx, pos);
   if (s >= 0) {
     KvQuantizeRowPlanes(tmp_k_.data(), dim_, 4, rk, pool_k_.data() + (idx * cap_ + s) * plane_);
     KvQuantizeRowPlanes(tmp_v_.data(), dim_, 4, rv, pool_v_.data() + (idx * cap_ + s) * plane_);
@@ -395,21 +415,20 @@ int32_t KvCache::TakeKeySlot(int32_t seq) {
   if (kn_free_[seq] > 0) return kfree_[sq * kcap_ + --kn_free_[seq]];
   if (!tracks_importance() || kcap_ == 0) return -1;
   const int32_t lq = last_query_[seq];
-  const float* imp = imp_.data() + sq * n_ctx_;
   int32_t* ks = kslot_.data() + sq * nb_;
   cand_.clear();
+  const size_t k = VictimCount(kcap_);
   for (int32_t b = n_sink_blk_; b < nb_; ++b) {
     if (ks[b] < 0 || (b + 1) * G > lq) continue;
     double a = 0, q = 0;
     for (int32_t p = b * G; p < (b + 1) * G; ++p) {
-      a += imp[p];
+      a += Importance(seq, p);
       q += lq - p + 1;
     }
-    cand_.push_back({static_cast<float>(a / q), b});
+    OfferVictim(static_cast<float>(a / q), b, k);
   }
   if (cand_.empty()) return -1;
-  const size_t k = LeastAttendedFirst(kcap_);
-  for (size_t i = 0; i < k; ++i) {
+  for (size_t i = 0; i < cand_.size(); ++i) {
     const int32_t victim = cand_[i].second;
     for (int32_t l = 0; l < n_layers_; ++l) {
       KvDropKeyBlockLoPlanes(kblk_.data() + Idx(l, seq) * kper_ + BlockOffset(victim), dim_);
@@ -421,13 +440,7 @@ int32_t KvCache::TakeKeySlot(int32_t seq) {
   return kfree_[sq * kcap_ + --kn_free_[seq]];
 }
 
-void KvCache::CommitImportance(int32_t seq, int32_t len, int32_t last_query_pos) {
-  float* imp = imp_.data() + static_cast<int64_t>(seq) * n_ctx_;
-  for (int t = 0; t < n_threads_; ++t) {
-    float* acc = ImportanceScratch(t, seq);
-    for (int32_t p = 0; p < len; ++p) imp[p] += acc[p];
-    std::fill_n(acc, len, 0.0f);
-  }
+void KvCache::CommitImportance(int32_t seq, int32_t last_query_pos) {
   last_query_[seq] = std::max(last_query_[seq], last_query_pos);
 }
 

@@ -98,12 +98,18 @@ class KvCache {
   void ForEachSpan(int32_t l, int32_t seq, int32_t len, F&& fn) const;
 
   // squat: per-thread accumulators of attention received, [n_ctx] for (tid, seq); the
-  // caller adds probabilities, then Commit folds them into the layer's totals.
+  // caller adds probabilities (each thread to its own), then Commit records how far the
+  // queries have got. A position's importance is the sum over the threads' accumulators.
   bool tracks_importance() const { return o_.adaptive && o_.policy == KvPolicy::kSquat; }
   float* ImportanceScratch(int tid, int32_t seq) {
-    return imp_tmp_.data() + (static_cast<int64_t>(tid) * n_seq_ + seq) * n_ctx_;
+    return imp_.data() + (static_cast<int64_t>(tid) * n_seq_ + seq) * n_ctx_;
   }
-  void CommitImportance(int32_t seq, int32_t len, int32_t last_query_pos);
+  float Importance(int32_t seq, int32_t pos) const {
+    float a = 0.0f;
+    for (int t = 0; t < n_threads_; ++t) a += imp_[(static_cast<int64_t>(t) * n_seq_ + seq) * n_ctx_ + pos];
+    return a;
+  }
+  void CommitImportance(int32_t seq, int32_t last_query_pos);
 
   uint64_t Bytes() const { return bytes_; }
   bool key_channels() const { return key_ch_; }
@@ -118,6 +124,8 @@ class KvCache {
   KvCache() = default;
   int64_t Idx(int32_t l, int32_t seq) const { return static_cast<int64_t>(l) * n_seq_ + seq; }
   int32_t HiSlot(int32_t pos) const { return pos < o_.sinks ? pos : o_.sinks + (pos - o_.sinks) % o_.window; }
+  // Byte offset of aged position pos's low-store row (sinks <= pos < n_ctx - window).
+  int64_t LowOffset(int64_t idx, int32_t pos) const { return (idx * n_low_ + (pos - o_.sinks)) * low_row_; }
   void ResetSeq(int32_t seq);
   // Re-quantizes layer l's ring row hs (holding pos) into pos's low row: 4-bit with pool
   // slot s, 2-bit when s < 0.
@@ -139,7 +147,7 @@ class KvCache {
   int64_t row_ = 0;  // uniform: row bytes
   std::vector<uint8_t> k_, v_;  // uniform rows
   // adaptive
-  int32_t n_hi_ = 0, cap_ = 0;
+  int32_t n_hi_ = 0, n_low_ = 0, cap_ = 0;
   int64_t hi_row_ = 0, low_row_ = 0, plane_ = 0;
   std::vector<uint8_t> hi_k_, hi_v_, low_k_, low_v_, pool_k_, pool_v_;
   // Per sequence, shared by all layers:
@@ -149,11 +157,11 @@ class KvCache {
   std::vector<int32_t> free_;      // [seq][cap] free pool slots (a stack)
   std::vector<int32_t> n_free_;    // [seq]
   std::vector<int32_t> last_query_;  // [seq] highest position that has attended
-  std::vector<float> imp_;         // [seq][n_ctx] accumulated attention (squat)
-  std::vector<float> imp_tmp_;     // [threads][seq][n_ctx]
+  std::vector<float> imp_;         // [threads][seq][n_ctx] attention received (squat)
   std::vector<float> tmp_k_, tmp_v_;
-  std::vector<std::pair<float, int32_t>> cand_;  // squat: (mean attention, position) scratch
-  size_t LeastAttendedFirst(int32_t cap);  // k victims of a pool of cap slots, first in cand_
+  std::vector<std::pair<float, int32_t>> cand_;  // squat: (mean attention, id) victim heap
+  static size_t VictimCount(int32_t cap) { return std::max<size_t>(1, static_cast<size_t>(cap / 8)); }
+  void OfferVictim(float mean_attention, int32_t id, size_t k);
   // Key blocks (channel layout)
   bool key_ch_ = false;
   int32_t nb_ = 0, n_sink_blk_ = 0, kcap_ = 0;
@@ -253,8 +261,8 @@ void KvCache::ForEachRowSpan(int32_t l, int32_t seq, int32_t len, F&& fn) const 
     } else {
       while (e < len && !in_ring(e)) ++e;
       ks.kind = vs.kind = KvKernel::kQ2p;
-      ks.rows = low_k_.data() + (idx * n_ctx_ + p) * low_row_;
-      vs.rows = low_v_.data() + (idx * n_ctx_ + p) * low_row_;
+      ks.rows = low_k_.data() + LowOffset(idx, p);
+      vs.rows = low_v_.data() + LowOffset(idx, p);
       ks.stride = vs.stride = low_row_;
       ks.lo = pool_k_.data() + idx * cap_ * plane_;
       vs.lo = pool_v_.data() + idx * cap_ * plane_;
