@@ -7,7 +7,8 @@
 // Adaptive (--kv-type adaptive): per (layer, sequence)
 //   hi store  sinks + window rows in q8: positions < sinks in slots 0..sinks-1 for good;
 //             later positions in a ring of `window` slots (slot = sinks + (pos-sinks) % window)
-//   low store one q2p row (group params + 2-bit hi plane) per position, and a pool of lo
+//   low store one q2p row (group params + 2-bit hi plane) per position that can age
+//             (sinks <= pos < n_ctx - window; row pos - sinks), and a pool of lo
 //             planes (2 more bits each) handed to some of them: with a lo plane a token is
 //             4-bit, without it 2-bit
 // When a new token needs a ring slot, the token in it ages out: its q8 rows are
