@@ -7,6 +7,7 @@
 #include <array>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -37,7 +38,17 @@ std::string TempDir() {
   static const std::string dir = [] {
     std::string tmpl = "/tmp/edgeq_test_XXXXXX";
     char* p = mkdtemp(tmpl.data());
-    return std::string(p ? p : "/tmp");
+    if (p == nullptr) return std::string("/tmp");
+    // Removed when the test process exits normally (EDGEQ_KEEP_TEST_TMP=1 keeps it for a
+    // post-mortem); a crashed test leaves its files behind on purpose.
+    // (The handler runs after static strings are destroyed: it keeps its own copy.)
+    static const std::string* const path = new std::string(p);
+    std::atexit([] {
+      if (std::getenv("EDGEQ_KEEP_TEST_TMP") != nullptr) return;
+      std::error_code ec;
+      std::filesystem::remove_all(*path, ec);
+    });
+    return std::string(p);
   }();
   return dir;
 }

@@ -9,7 +9,7 @@ std::string SourceDir();           // repo root
 std::string SharedDir();           // ../shared beside the repo ("" when absent)
 bool SharedAvailable();            // prints a clear note when absent
 std::string EdgeqBinary();         // path of the built CLI
-std::string TempDir();             // a fresh per-process temp dir
+std::string TempDir();             // a fresh per-process temp dir, removed at normal exit
 
 struct CmdResult {
   int exit_code = -1;
