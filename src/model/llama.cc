@@ -41,8 +41,10 @@ RopeParams MakeRopeParams(const ModelConfig& c, const std::vector<float>& freq_f
   return rp;
 }
 
-// Positions per block of the fp32 path's online-softmax attention.
+// Positions per block of the fp32 path's online-softmax attention, and the most
+// consecutive positions of one sequence it attends together (a tile).
 constexpr int32_t kAttBlock = 64;
+constexpr int32_t kAttTile = 4;
 
 static void RotateRows(float* x, int32_t n, int64_t dim) {
   for (int32_t t = 0; t < n; ++t) BlockHadamard(x + t * dim, dim);
@@ -68,9 +70,9 @@ Result<std::unique_ptr<LlamaGraph>> LlamaGraph::Create(const Model& model, int32
   const bool exact = kv.type == KvType::kF32 && !kv.adaptive;
   // Attention scores: [threads][n_ctx]; the quantized path scores a whole GQA group at once.
   // The fp32 path attends with an online softmax over blocks of kAttBlock positions, so
-  // it needs one block of scores per thread, whatever the context.
+  // it needs one block of scores per query of a tile per thread, whatever the context.
   const int64_t att_rows = exact ? 1 : c.n_heads / c.n_kv_heads;
-  const int64_t att_floats = exact ? T * kAttBlock : T * n_ctx * att_rows;
+  const int64_t att_floats = exact ? T * kAttTile * kAttBlock : T * n_ctx * att_rows;
   {
     // Sizes in double first: a huge context x sequences x layers product must not wrap.
     // Quantized caches: the bytes of their rows (adaptive: at most 8-bit rows).
@@ -108,6 +110,7 @@ Result<std::unique_ptr<LlamaGraph>> LlamaGraph::Create(const Model& model, int32
     }
     g->arena_.assign(arena, 0.0f);
     g->batch_.resize(max_batch);
+    g->att_tiles_.resize(max_batch + 1);
   } catch (const std::bad_alloc&) {
     return ResourceExhausted("cannot allocate the KV cache (" +
                              std::to_string(kv_elems * 8 / (1 << 20)) + " MiB) and activations for context " +
@@ -229,46 +232,87 @@ void LlamaGraph::Attention(int32_t layer, int32_t t0, int32_t t1) {
     });
     return;
   }
-  // One work item per (token, head), claimed dynamically: causal attention gives later
-  // tokens more work, so a static split would leave one thread with most of it.
-  // Online softmax over blocks of kAttBlock positions: scores of a block, the running
-  // max m and sum l; when a block raises m, the output so far and l are rescaled by
-  // exp(m_old - m_new). One pass over K and V, and scratch of one block per thread.
-  pool_.ParallelForDynamic(static_cast<int64_t>(n) * c.n_heads, 1, [&](int tid, int64_t b, int64_t e) {
-    float* att = att_ + static_cast<int64_t>(tid) * kAttBlock;
+  // Tiles of up to kAttTile consecutive positions of one sequence (a prefill chunk gives
+  // full tiles, batched decode tiles of one): the score and value kernels read each key
+  // and value row once for the whole tile. One work item per (tile, head), claimed
+  // dynamically: causal attention gives later tokens more work, so a static split would
+  // leave one thread with most of it.
+  // Online softmax over blocks of kAttBlock positions: scores of a block, each query's
+  // running max m and sum l; when a block raises m, that query's output so far and l are
+  // rescaled by exp(m_old - m_new). One pass over K and V, and scratch of one block per
+  // query of a tile per thread. Scores past a query's own position (the tile's later
+  // positions) are set to 0 before the value sum.
+  int32_t n_tiles = 0;
+  for (int32_t t = t0; t < t1;) {
+    int32_t e = t + 1;
+    while (e < t1 && e - t < kAttTile && batch_[e].seq == batch_[t].seq && batch_[e].pos == batch_[e - 1].pos + 1) ++e;
+    att_tiles_[n_tiles++] = t;
+    t = e;
+  }
+  att_tiles_[n_tiles] = t1;
+  const int64_t kv_row_bytes = kv_dim * static_cast<int64_t>(sizeof(float));
+  pool_.ParallelForDynamic(static_cast<int64_t>(n_tiles) * c.n_heads, 1, [&](int tid, int64_t b, int64_t e) {
+    float* att = att_ + static_cast<int64_t>(tid) * kAttTile * kAttBlock;
     for (int64_t item = b; item < e; ++item) {
-      const int32_t t = t0 + static_cast<int32_t>(item / c.n_heads);
+      const int32_t ti = static_cast<int32_t>(item / c.n_heads);
       const int32_t h = static_cast<int32_t>(item % c.n_heads);
-      const int32_t kvh = h / group;
-      const int32_t len = batch_[t].pos + 1;  // causal: positions 0..pos of its sequence
-      const float* kc = KCache(layer, batch_[t].seq) + static_cast<int64_t>(kvh) * hd;
-      const float* vc = VCache(layer, batch_[t].seq) + static_cast<int64_t>(kvh) * hd;
-      const float* q = q_ + t * q_dim + static_cast<int64_t>(h) * hd;
-      float* out = attn_out_ + t * q_dim + static_cast<int64_t>(h) * hd;
-      std::memset(out, 0, sizeof(float) * hd);
-      float m = -std::numeric_limits<float>::infinity(), l = 0.0f, s0 = 0.0f;
+      const int32_t ta = att_tiles_[ti];
+      const int32_t nq = att_tiles_[ti + 1] - ta;
+      const int32_t pos0 = batch_[ta].pos;
+      const int32_t len = pos0 + nq;  // causal: the tile's last query sees positions 0..pos0+nq-1
+      const int64_t off = static_cast<int64_t>(h / group) * hd;
+      const float* kc = KCache(layer, batch_[ta].seq);
+      const float* vc = VCache(layer, batch_[ta].seq);
+      const float* q = q_ + ta * q_dim + static_cast<int64_t>(h) * hd;
+      float* out = attn_out_ + ta * q_dim + static_cast<int64_t>(h) * hd;
+      float m[kAttTile], l[kAttTile], s0[kAttTile];
+      for (int32_t j = 0; j < nq; ++j) {
+        std::memset(out + j * q_dim, 0, sizeof(float) * hd);
+        m[j] = -std::numeric_limits<float>::infinity();
+        l[j] = 0.0f;
+        s0[j] = 0.0f;
+      }
       for (int32_t p0 = 0; p0 < len; p0 += kAttBlock) {
         const int32_t nb = std::min(kAttBlock, len - p0);
-        float bm = -std::numeric_limits<float>::infinity();
-        for (int32_t s = 0; s < nb; ++s) {
-          att[s] = k.dot_f32(q, kc + (p0 + s) * kv_dim, hd) * scale;
-          bm = std::max(bm, att[s]);
-        }
-        if (p0 == 0) s0 = att[0];
-        if (bm > m) {
-          if (l > 0.0f) {
-            const float r = std::exp(m - bm);
-            l *= r;
-            for (int32_t i = 0; i < hd; ++i) out[i] *= r;
+        KvSpan ks;
+        ks.kind = KvKernel::kF32;
+        ks.dim = static_cast<int32_t>(kv_dim);
+        ks.n = nb;
+        ks.rows = reinterpret_cast<const uint8_t*>(kc + static_cast<int64_t>(p0) * kv_dim);
+        ks.stride = kv_row_bytes;
+        k.kv_scores(ks, off, hd, q, nq, q_dim, scale, att, kAttBlock);
+        for (int32_t j = 0; j < nq; ++j) {
+          float* a = att + j * kAttBlock;
+          const int32_t nv = std::min(nb, pos0 + j + 1 - p0);  // keys this query may see
+          if (nv <= 0) {
+            std::memset(a, 0, sizeof(float) * nb);
+            continue;
           }
-          m = bm;
+          if (p0 == 0) s0[j] = a[0];
+          float bm = a[0];
+          for (int32_t s = 1; s < nv; ++s) bm = std::max(bm, a[s]);
+          if (bm > m[j]) {
+            if (l[j] > 0.0f) {
+              const float r = std::exp(m[j] - bm);
+              l[j] *= r;
+              float* o = out + j * q_dim;
+              for (int32_t i = 0; i < hd; ++i) o[i] *= r;
+            }
+            m[j] = bm;
+          }
+          l[j] += k.exp_sum_f32(a, nv, m[j]);
+          for (int32_t s = nv; s < nb; ++s) a[s] = 0.0f;
         }
-        l += k.exp_sum_f32(att, nb, m);
-        for (int32_t s = 0; s < nb; ++s) k.axpy_f32(att[s], vc + (p0 + s) * kv_dim, out, hd);
+        KvSpan vs = ks;
+        vs.rows = reinterpret_cast<const uint8_t*>(vc + static_cast<int64_t>(p0) * kv_dim);
+        k.kv_accum(vs, off, hd, att, nq, kAttBlock, out, q_dim);
       }
-      const float inv = 1.0f / l;
-      for (int32_t i = 0; i < hd; ++i) out[i] *= inv;
-      sink_[t * c.n_heads + h] = std::exp(s0 - m) * inv;  // attention to the first token
+      for (int32_t j = 0; j < nq; ++j) {
+        const float inv = 1.0f / l[j];
+        float* o = out + j * q_dim;
+        for (int32_t i = 0; i < hd; ++i) o[i] *= inv;
+        sink_[(ta + j) * c.n_heads + h] = std::exp(s0[j] - m[j]) * inv;  // attention to the first token
+      }
     }
   });
 }

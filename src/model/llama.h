@@ -100,6 +100,7 @@ class LlamaGraph {
   ActivationObserver* observer_ = nullptr;
   bool adaptive_ = false;
   bool fuse_ = true;
+  std::vector<int32_t> att_tiles_;  // [B + 1] first token of each fp32 attention tile
   std::vector<float> sink_;        // [B][n_heads] attention prob on position 0
   std::vector<uint8_t> low_bits_;  // [B] 4-bit activation flag per token
   std::vector<double> sink_ema_;   // [n_layers] running median of sink attention

@@ -82,28 +82,34 @@ inline __m256 Load8(const KvSpan& s, const uint8_t* row, const uint8_t* lo, int6
   }
 }
 
-template <KvKernel K, bool C = false>
+// NQ > 0: nq == NQ known at compile time, so the per-query accumulators live in registers
+// (the fp32 path's prefill tiles of up to 4 positions); NQ == 0: any nq (GQA groups).
+template <KvKernel K, bool C = false, int NQ = 0>
 void Scores(const KvSpan& s, int64_t off, int32_t hd, const float* q, int32_t nq, int64_t q_stride, float scale,
             float* out, int64_t out_stride) {
   const int64_t ng = KvGroups(s.dim);
+  const int32_t nqv = NQ > 0 ? NQ : nq;
   for (int32_t i = 0; i < s.n; ++i) {
     const uint8_t* row = s.rows + static_cast<int64_t>(i) * s.stride;
     const uint8_t* lo = K == KvKernel::kQ2p ? LoRow(s, i) : nullptr;
-    __m256 acc[kKvMaxGroup];
-    for (int32_t j = 0; j < nq; ++j) acc[j] = _mm256_setzero_ps();
+    __m256 acc[NQ > 0 ? NQ : kKvMaxGroup];
+#pragma GCC unroll 4
+    for (int32_t j = 0; j < nqv; ++j) acc[j] = _mm256_setzero_ps();
     for (int32_t e = 0; e < hd; e += 8) {
       const __m256 v = Load8<K, C>(s, row, lo, ng, off + e);
-      for (int32_t j = 0; j < nq; ++j) acc[j] = _mm256_fmadd_ps(_mm256_loadu_ps(q + j * q_stride + e), v, acc[j]);
+#pragma GCC unroll 4
+      for (int32_t j = 0; j < nqv; ++j) acc[j] = _mm256_fmadd_ps(_mm256_loadu_ps(q + j * q_stride + e), v, acc[j]);
     }
-    for (int32_t j = 0; j < nq; ++j) out[j * out_stride + i] = Hsum(acc[j]) * scale;
+#pragma GCC unroll 4
+    for (int32_t j = 0; j < nqv; ++j) out[j * out_stride + i] = Hsum(acc[j]) * scale;
   }
 }
 
-template <KvKernel K, bool C = false>
+template <KvKernel K, bool C = false, int NQ = 0>
 void Accum(const KvSpan& s, int64_t off, int32_t hd, const float* p, int32_t nq, int64_t p_stride, float* out,
            int64_t out_stride) {
   const int64_t ng = KvGroups(s.dim);
-  if (nq == 1 && hd <= 64) {  // the output slice stays in registers across tokens
+  if (NQ == 1 && hd <= 64) {  // the output slice stays in registers across tokens
     __m256 acc[8];
     const int32_t nv = hd / 8;
     for (int32_t c = 0; c < nv; ++c) acc[c] = _mm256_loadu_ps(out + 8 * c);
@@ -114,6 +120,23 @@ void Accum(const KvSpan& s, int64_t off, int32_t hd, const float* p, int32_t nq,
       for (int32_t c = 0; c < nv; ++c) acc[c] = _mm256_fmadd_ps(pi, Load8<K, C>(s, row, lo, ng, off + 8 * c), acc[c]);
     }
     for (int32_t c = 0; c < nv; ++c) _mm256_storeu_ps(out + 8 * c, acc[c]);
+    return;
+  }
+  if constexpr (NQ > 1) {  // 8 output channels of every query in registers across the rows
+    for (int32_t e = 0; e < hd; e += 8) {
+      __m256 acc[NQ];
+#pragma GCC unroll 4
+      for (int32_t j = 0; j < NQ; ++j) acc[j] = _mm256_loadu_ps(out + j * out_stride + e);
+      for (int32_t i = 0; i < s.n; ++i) {
+        const uint8_t* row = s.rows + static_cast<int64_t>(i) * s.stride;
+        const uint8_t* lo = K == KvKernel::kQ2p ? LoRow(s, i) : nullptr;
+        const __m256 v = Load8<K, C>(s, row, lo, ng, off + e);
+#pragma GCC unroll 4
+        for (int32_t j = 0; j < NQ; ++j) acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(p[j * p_stride + i]), v, acc[j]);
+      }
+#pragma GCC unroll 4
+      for (int32_t j = 0; j < NQ; ++j) _mm256_storeu_ps(out + j * out_stride + e, acc[j]);
+    }
     return;
   }
   for (int32_t i = 0; i < s.n; ++i) {
@@ -129,6 +152,31 @@ void Accum(const KvSpan& s, int64_t off, int32_t hd, const float* p, int32_t nq,
   }
 }
 
+// One kind and key layout: the compile-time query counts 1-4, any other nq at run time.
+template <KvKernel K, bool C>
+void ScoresNq(const KvSpan& s, int64_t off, int32_t hd, const float* q, int32_t nq, int64_t q_stride, float scale,
+              float* out, int64_t out_stride) {
+  switch (nq) {
+    case 1: return Scores<K, C, 1>(s, off, hd, q, nq, q_stride, scale, out, out_stride);
+    case 2: return Scores<K, C, 2>(s, off, hd, q, nq, q_stride, scale, out, out_stride);
+    case 3: return Scores<K, C, 3>(s, off, hd, q, nq, q_stride, scale, out, out_stride);
+    case 4: return Scores<K, C, 4>(s, off, hd, q, nq, q_stride, scale, out, out_stride);
+    default: return Scores<K, C, 0>(s, off, hd, q, nq, q_stride, scale, out, out_stride);
+  }
+}
+
+template <KvKernel K, bool C>
+void AccumNq(const KvSpan& s, int64_t off, int32_t hd, const float* p, int32_t nq, int64_t p_stride, float* out,
+             int64_t out_stride) {
+  switch (nq) {
+    case 1: return Accum<K, C, 1>(s, off, hd, p, nq, p_stride, out, out_stride);
+    case 2: return Accum<K, C, 2>(s, off, hd, p, nq, p_stride, out, out_stride);
+    case 3: return Accum<K, C, 3>(s, off, hd, p, nq, p_stride, out, out_stride);
+    case 4: return Accum<K, C, 4>(s, off, hd, p, nq, p_stride, out, out_stride);
+    default: return Accum<K, C, 0>(s, off, hd, p, nq, p_stride, out, out_stride);
+  }
+}
+
 inline bool Vectorizable(int64_t off, int32_t hd, int32_t nq) {
   return off % 8 == 0 && hd % 8 == 0 && hd > 0 && nq <= kKvMaxGroup;
 }
@@ -139,14 +187,14 @@ void KvScores(const KvSpan& s, int64_t off, int32_t hd, const float* q, int32_t 
               float* out, int64_t out_stride) {
   if (!Vectorizable(off, hd, nq)) return generic::KvScores(s, off, hd, q, nq, q_stride, scale, out, out_stride);
   switch (s.kind) {
-    case KvKernel::kF32: return Scores<KvKernel::kF32>(s, off, hd, q, nq, q_stride, scale, out, out_stride);
-    case KvKernel::kF16: return Scores<KvKernel::kF16>(s, off, hd, q, nq, q_stride, scale, out, out_stride);
+    case KvKernel::kF32: return ScoresNq<KvKernel::kF32, false>(s, off, hd, q, nq, q_stride, scale, out, out_stride);
+    case KvKernel::kF16: return ScoresNq<KvKernel::kF16, false>(s, off, hd, q, nq, q_stride, scale, out, out_stride);
     case KvKernel::kQ8:
-      if (s.params != nullptr) return Scores<KvKernel::kQ8, true>(s, off, hd, q, nq, q_stride, scale, out, out_stride);
-      return Scores<KvKernel::kQ8>(s, off, hd, q, nq, q_stride, scale, out, out_stride);
+      if (s.params != nullptr) return ScoresNq<KvKernel::kQ8, true>(s, off, hd, q, nq, q_stride, scale, out, out_stride);
+      return ScoresNq<KvKernel::kQ8, false>(s, off, hd, q, nq, q_stride, scale, out, out_stride);
     case KvKernel::kQ2p:
-      if (s.params != nullptr) return Scores<KvKernel::kQ2p, true>(s, off, hd, q, nq, q_stride, scale, out, out_stride);
-      return Scores<KvKernel::kQ2p>(s, off, hd, q, nq, q_stride, scale, out, out_stride);
+      if (s.params != nullptr) return ScoresNq<KvKernel::kQ2p, true>(s, off, hd, q, nq, q_stride, scale, out, out_stride);
+      return ScoresNq<KvKernel::kQ2p, false>(s, off, hd, q, nq, q_stride, scale, out, out_stride);
   }
 }
 
@@ -154,14 +202,14 @@ void KvAccum(const KvSpan& s, int64_t off, int32_t hd, const float* p, int32_t n
              int64_t out_stride) {
   if (!Vectorizable(off, hd, nq)) return generic::KvAccum(s, off, hd, p, nq, p_stride, out, out_stride);
   switch (s.kind) {
-    case KvKernel::kF32: return Accum<KvKernel::kF32>(s, off, hd, p, nq, p_stride, out, out_stride);
-    case KvKernel::kF16: return Accum<KvKernel::kF16>(s, off, hd, p, nq, p_stride, out, out_stride);
+    case KvKernel::kF32: return AccumNq<KvKernel::kF32, false>(s, off, hd, p, nq, p_stride, out, out_stride);
+    case KvKernel::kF16: return AccumNq<KvKernel::kF16, false>(s, off, hd, p, nq, p_stride, out, out_stride);
     case KvKernel::kQ8:
-      if (s.params != nullptr) return Accum<KvKernel::kQ8, true>(s, off, hd, p, nq, p_stride, out, out_stride);
-      return Accum<KvKernel::kQ8>(s, off, hd, p, nq, p_stride, out, out_stride);
+      if (s.params != nullptr) return AccumNq<KvKernel::kQ8, true>(s, off, hd, p, nq, p_stride, out, out_stride);
+      return AccumNq<KvKernel::kQ8, false>(s, off, hd, p, nq, p_stride, out, out_stride);
     case KvKernel::kQ2p:
-      if (s.params != nullptr) return Accum<KvKernel::kQ2p, true>(s, off, hd, p, nq, p_stride, out, out_stride);
-      return Accum<KvKernel::kQ2p>(s, off, hd, p, nq, p_stride, out, out_stride);
+      if (s.params != nullptr) return AccumNq<KvKernel::kQ2p, true>(s, off, hd, p, nq, p_stride, out, out_stride);
+      return AccumNq<KvKernel::kQ2p, false>(s, off, hd, p, nq, p_stride, out, out_stride);
   }
 }
 
