@@ -151,8 +151,8 @@ TEST(KvKernels, EveryTierMatchesTheReferenceOnOddShapes) {
     const int32_t dim = sh.hd * sh.heads;
     for (int32_t n : {1, 3, 17, 33, 130}) {
       auto keys = Random(static_cast<int64_t>(n) * dim, 11 + n + dim);
-      auto q = Random(3 * sh.hd, 5 + dim);
-      auto p = Random(3 * n, 3 + n);
+      auto q = Random(kKvMaxGroup * sh.hd, 5 + dim);
+      auto p = Random(kKvMaxGroup * n, 3 + n);
       for (auto& x : p) x = std::fabs(x);
       for (int variant = 0; variant < 5; ++variant) {  // f32, f16, q8, q4 (planes), q2/q4 mix via lo_slot
         KvType t = variant == 0 ? KvType::kF32 : variant == 1 ? KvType::kF16 : variant == 2 ? KvType::kQ8 : KvType::kQ4;
@@ -195,14 +195,17 @@ TEST(KvKernels, EveryTierMatchesTheReferenceOnOddShapes) {
           if (s.lo) lo = s.lo_slot ? (s.lo_slot[i] < 0 ? nullptr : s.lo + s.lo_slot[i] * s.lo_stride) : s.lo + i * s.lo_stride;
           KvDequantizeRow(s.kind, s.rows + i * s.stride, lo, dim, deq.data() + i * dim);
         }
-        const int32_t nq = 3;  // a GQA group of 3 query heads over each row
-        for (int32_t h = 0; h < sh.heads; ++h) {
-          const int64_t off = static_cast<int64_t>(h) * sh.hd;
-          ExpectSpanMatchesReference(
-              s, deq, off, sh.hd, q, nq, p,
-              [&](double ref, double) { return 1e-4 * (1 + std::fabs(ref)) + 1e-4 * sh.hd; },
-              "variant " + std::to_string(variant) + " hd " + std::to_string(sh.hd) + " n " + std::to_string(n) +
-                  " head " + std::to_string(h));
+        // Queries per call: 1-4 have their own compiled paths in the SIMD tiers (fp32
+        // prefill tiles), more are GQA groups (up to kKvMaxGroup).
+        for (int32_t nq : {1, 2, 3, 4, 5, kKvMaxGroup}) {
+          for (int32_t h = 0; h < sh.heads; ++h) {
+            const int64_t off = static_cast<int64_t>(h) * sh.hd;
+            ExpectSpanMatchesReference(
+                s, deq, off, sh.hd, q, nq, p,
+                [&](double ref, double) { return 1e-4 * (1 + std::fabs(ref)) + 1e-4 * sh.hd; },
+                "variant " + std::to_string(variant) + " hd " + std::to_string(sh.hd) + " n " + std::to_string(n) +
+                    " head " + std::to_string(h) + " nq " + std::to_string(nq));
+          }
         }
       }
     }
@@ -288,16 +291,17 @@ TEST(KvKernels, KeyBlockSpansMatchTheReferenceOnEveryTier) {
             KvDequantizeKeyRow(params.data(), s.rows + i * crow, bits == 4 ? s.lo + i * s.lo_stride : nullptr, bits, dim,
                                deq.data() + i * dim);
           }
-          auto q = Random(3 * sh.hd, 5 + dim + n);
-          auto p = Random(3 * n, 3 + n + r);
+          auto q = Random(kKvMaxGroup * sh.hd, 5 + dim + n);
+          auto p = Random(kKvMaxGroup * n, 3 + n + r);
           for (auto& x : p) x = std::fabs(x);
-          const int32_t nq = 3;
-          for (int32_t h = 0; h < sh.heads; ++h) {
-            const int64_t off = static_cast<int64_t>(h) * sh.hd;
-            ExpectSpanMatchesReference(
-                s, deq, off, sh.hd, q, nq, p, [](double, double smag) { return 1e-5 * smag + 1e-5; },
-                "bits " + std::to_string(bits) + " hd " + std::to_string(sh.hd) + " r " + std::to_string(r) + " n " +
-                    std::to_string(n));
+          for (int32_t nq : {1, 2, 3, 4, 7}) {
+            for (int32_t h = 0; h < sh.heads; ++h) {
+              const int64_t off = static_cast<int64_t>(h) * sh.hd;
+              ExpectSpanMatchesReference(
+                  s, deq, off, sh.hd, q, nq, p, [](double, double smag) { return 1e-5 * smag + 1e-5; },
+                  "bits " + std::to_string(bits) + " hd " + std::to_string(sh.hd) + " r " + std::to_string(r) +
+                      " n " + std::to_string(n) + " nq " + std::to_string(nq));
+            }
           }
         }
       }
