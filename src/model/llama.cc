@@ -454,7 +454,11 @@ void LlamaGraph::ForwardChunk(int32_t n, float* logits) {
     mm_.act_ready = fuse_qkv;
     MatMulMulti(qkv, 3, xb_, D, n, mm_, pool_);
     mm_.act_ready = false;
-    for (int32_t t = 0; t < n; ++t) {
+    // Per token: biases, QK-norm, RoPE, and the KV store. The fp32 cache writes each
+    // token's own slots (the rotated key straight into its slot), so a prefill chunk's
+    // tokens are split over the threads; the quantized cache's writes update shared state
+    // (pools, importance, aging) and stay in token order on one thread.
+    auto prepare = [&](int32_t t) {
       const int32_t pos = batch_[t].pos;
       float* q = q_ + t * q_dim;
       float* k = k_ + t * kv_dim;
@@ -477,13 +481,22 @@ void LlamaGraph::ForwardChunk(int32_t n, float* logits) {
             KvRotate(v + h * c.head_dim, c.head_dim);
           }
         }
-        if (!kvq_->key_channels()) kvq_->Write(l, batch_[t].seq, pos, k, v);
-        continue;
+        return;
       }
       // fp32 cache: the rotated key is written straight into its cache slot.
       ApplyRopeQK(rope_, q, c.n_heads, k, KCache(l, batch_[t].seq) + static_cast<int64_t>(pos) * kv_dim,
                   c.n_kv_heads, pos);
       std::memcpy(VCache(l, batch_[t].seq) + static_cast<int64_t>(pos) * kv_dim, v, sizeof(float) * kv_dim);
+    };
+    if (kvq_) {
+      for (int32_t t = 0; t < n; ++t) {
+        prepare(t);
+        if (!kvq_->key_channels()) kvq_->Write(l, batch_[t].seq, batch_[t].pos, k_ + t * kv_dim, v_ + t * kv_dim);
+      }
+    } else {
+      pool_.ParallelFor(n, 1, [&](int, int64_t b, int64_t e) {
+        for (int64_t t = b; t < e; ++t) prepare(static_cast<int32_t>(t));
+      });
     }
     if (kvq_ && kvq_->key_channels()) {
       // Key blocks: a token attends after the writes of its own block and before the
