@@ -142,6 +142,20 @@ TEST(Cli, InfoPrintsTensorTable) {
   EXPECT_NE(r.out.find("260032 parameters"), std::string::npos) << r.out;
 }
 
+// edgeq's own quantized types are named in the table and the totals, not "unknown".
+TEST(Cli, InfoNamesEdgeqQuantizedTypes) {
+  const std::string q = test::TempDir() + "/s260-info-w4g32.gguf";
+  auto c = RunEdgeq("quantize " + Models() + "stories260K.bin " + q + " -z " + Models() + "tok512.bin --scheme w4a8-g32");
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  auto r = RunEdgeq("info -m " + q);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.find("unknown"), std::string::npos) << r.out;
+  const size_t row = r.out.find("blk.0.attn_q");
+  ASSERT_NE(row, std::string::npos) << r.out;
+  EXPECT_NE(r.out.substr(row, 60).find(" w4g32 "), std::string::npos) << r.out.substr(row, 60);
+  EXPECT_NE(r.out.find(", w4g32 "), std::string::npos) << r.out;  // in the totals line
+}
+
 TEST(Cli, TokenizeIds) {
   auto r = RunEdgeq("tokenize -z " + Models() + "tok512.bin -p 'Once upon a time' --ids");
   ASSERT_EQ(r.exit_code, 0) << r.err;

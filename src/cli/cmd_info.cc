@@ -4,6 +4,7 @@
 
 #include "cli/common.h"
 #include "format/gguf.h"
+#include "format/tensor_types.h"
 
 namespace edgeq::cli {
 namespace {
@@ -26,9 +27,9 @@ std::string HumanBytes(uint64_t b) {
 void Row(const char* name, const Tensor2D& t, std::map<std::string, uint64_t>* by_type, uint64_t* total, uint64_t* params) {
   if (t.empty()) return;
   const uint64_t bytes = t.row_bytes * t.rows;
-  std::printf("  %-28s %-6s [%6lld, %6lld] %12llu\n", name, GgmlTypeName(t.type), static_cast<long long>(t.rows),
+  std::printf("  %-28s %-8s [%6lld, %6lld] %12llu\n", name, TypeName(t.type), static_cast<long long>(t.rows),
               static_cast<long long>(t.cols), static_cast<unsigned long long>(bytes));
-  (*by_type)[GgmlTypeName(t.type)] += bytes;
+  (*by_type)[TypeName(t.type)] += bytes;
   *total += bytes;
   *params += static_cast<uint64_t>(t.rows) * t.cols;
 }
@@ -55,7 +56,7 @@ int Run(InfoFlags& f) {
               td.model.c_str(), td.pre.empty() ? "" : " / pre ", td.pre.c_str(), td.tokens.size(), td.merges.size(),
               td.bos_id, td.eos_id, td.add_bos ? "yes" : "no", td.chat_template.empty() ? "none" : "present");
   if (f.no_tensors) return 0;
-  std::printf("tensors:\n  %-28s %-6s %-16s %12s\n", "name", "type", "shape [rows, cols]", "bytes");
+  std::printf("tensors:\n  %-28s %-8s %-16s %12s\n", "name", "type", "shape [rows, cols]", "bytes");
   std::map<std::string, uint64_t> by_type;
   uint64_t total = 0, params = 0;
   const ModelWeights& w = m.weights;
