@@ -19,6 +19,7 @@
 
 #include "kernels/kernels.h"
 #include "kernels/packed.h"
+#include "kernels/x86_tile_driver.h"
 
 namespace edgeq::avx512vnni {
 
@@ -146,44 +147,25 @@ void TileW8(const uint8_t* o, const uint8_t* qs, int64_t nb, const QuantAct& a, 
   for (int t = 0; t < NT; ++t) Store16(y + (t0 + t) * y_stride, _mm512_mul_ps(acc[t], scale), valid);
 }
 
-template <int NT>
-void Tile(const EqTypeTraits& tr, const uint8_t* o, uint64_t sbytes, int64_t cols, const QuantAct& a, int64_t t0,
-          float* y, int64_t y_stride, int valid) {
-  const uint8_t* qs = o + sbytes;
-  if (tr.group == 0) {
-    TileW8<NT>(o, qs, a.nb, a, t0, y, y_stride, valid);
-    return;
+// The tile kernels for x86_tile_driver.h.
+struct TierTiles {
+  template <int NT>
+  static void W8(const uint8_t* o, const uint8_t* qs, int64_t nb, const QuantAct& a, int64_t t0, float* y,
+                 int64_t y_stride, int valid) {
+    TileW8<NT>(o, qs, nb, a, t0, y, y_stride, valid);
   }
-  const int64_t nwb = (cols + tr.group - 1) / tr.group;
-  const int per = tr.group / kActBlock;
-  if (tr.asymmetric) TileW4<NT, true>(o, qs, nwb, per, a.nb, a, t0, y, y_stride, valid);
-  else TileW4<NT, false>(o, qs, nwb, per, a.nb, a, t0, y, y_stride, valid);
-}
+  template <int NT, bool kAsym>
+  static void W4(const uint8_t* o, const uint8_t* qs, int64_t nwb, int per, int64_t nb, const QuantAct& a,
+                 int64_t t0, float* y, int64_t y_stride, int valid) {
+    TileW4<NT, kAsym>(o, qs, nwb, per, nb, a, t0, y, y_stride, valid);
+  }
+};
 
 }  // namespace
 
 void GemmEqPacked(EqType t, const uint8_t* packed, int64_t rows, int64_t cols, int64_t g0, int64_t g1,
                   const QuantAct& a, int64_t n_tok, float* y, int64_t y_stride) {
-  const EqTypeTraits& tr = *GetEqTypeTraits(static_cast<uint32_t>(t));
-  const uint64_t gbytes = PackedGroupBytes(kRows16X86, t, cols);
-  const uint64_t sbytes = PackedScaleBytes(kRows16X86, t, cols);
-  for (int64_t rg = g0; rg < g1; ++rg) {
-    const uint8_t* o = packed + rg * gbytes;
-    const int valid = static_cast<int>(std::min<int64_t>(kRows, rows - rg * kRows));
-    float* yr = y + rg * kRows;
-    int64_t t0 = 0;
-    for (; t0 + 8 <= n_tok; t0 += 8) Tile<8>(tr, o, sbytes, cols, a, t0, yr, y_stride, valid);
-    switch (n_tok - t0) {
-      case 7: Tile<7>(tr, o, sbytes, cols, a, t0, yr, y_stride, valid); break;
-      case 6: Tile<6>(tr, o, sbytes, cols, a, t0, yr, y_stride, valid); break;
-      case 5: Tile<5>(tr, o, sbytes, cols, a, t0, yr, y_stride, valid); break;
-      case 4: Tile<4>(tr, o, sbytes, cols, a, t0, yr, y_stride, valid); break;
-      case 3: Tile<3>(tr, o, sbytes, cols, a, t0, yr, y_stride, valid); break;
-      case 2: Tile<2>(tr, o, sbytes, cols, a, t0, yr, y_stride, valid); break;
-      case 1: Tile<1>(tr, o, sbytes, cols, a, t0, yr, y_stride, valid); break;
-      default: break;
-    }
-  }
+  x86_tiles::GemmPackedTiles<TierTiles, 8>(kRows16X86, t, packed, rows, cols, g0, g1, a, n_tok, y, y_stride);
 }
 
 }  // namespace edgeq::avx512vnni

@@ -1,0 +1,65 @@
+// The loops the x86 packed tiers share (AVX2 / AVX-VNNI over rows8-x86, AVX-512 VNNI over
+// rows16-x86; kernels/packed.h): one tile of NT tokens goes to the tier's W8 (per-row
+// scale) or W4 (per-group, symmetric or asymmetric) kernel, and GemmPackedTiles walks
+// the row groups [g0, g1) in tiles of kMaxNT tokens, then one tile of the rest.
+//
+// K supplies the tier's tile kernels as static member templates:
+//   template <int NT> static void W8(o, qs, nb, a, t0, y, y_stride, valid);
+//   template <int NT, bool kAsym> static void W4(o, qs, nwb, per, nb, a, t0, y, y_stride, valid);
+// (o: the row group, qs: its codes after the scale region, nwb: weight groups per row,
+// per: activation blocks per weight group, valid: rows of this group that exist).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#include "format/eq_types.h"
+#include "kernels/packed.h"
+#include "kernels/quant_act.h"
+
+namespace edgeq::x86_tiles {
+
+template <class K, int NT>
+inline void Tile(const EqTypeTraits& tr, const uint8_t* o, uint64_t sbytes, int64_t cols, const QuantAct& a,
+                 int64_t t0, float* y, int64_t y_stride, int valid) {
+  const uint8_t* qs = o + sbytes;
+  if (tr.group == 0) {
+    K::template W8<NT>(o, qs, a.nb, a, t0, y, y_stride, valid);
+    return;
+  }
+  const int64_t nwb = (cols + tr.group - 1) / tr.group;
+  const int per = tr.group / kActBlock;
+  if (tr.asymmetric) K::template W4<NT, true>(o, qs, nwb, per, a.nb, a, t0, y, y_stride, valid);
+  else K::template W4<NT, false>(o, qs, nwb, per, a.nb, a, t0, y, y_stride, valid);
+}
+
+// One tile of `rest` tokens (0 < rest <= N), with NT known at compile time.
+template <class K, int N>
+inline void TileRest(int rest, const EqTypeTraits& tr, const uint8_t* o, uint64_t sbytes, int64_t cols,
+                     const QuantAct& a, int64_t t0, float* y, int64_t y_stride, int valid) {
+  if constexpr (N > 0) {
+    if (rest == N) Tile<K, N>(tr, o, sbytes, cols, a, t0, y, y_stride, valid);
+    else TileRest<K, N - 1>(rest, tr, o, sbytes, cols, a, t0, y, y_stride, valid);
+  }
+}
+
+template <class K, int kMaxNT>
+inline void GemmPackedTiles(const PackLayout& layout, EqType t, const uint8_t* packed, int64_t rows, int64_t cols,
+                            int64_t g0, int64_t g1, const QuantAct& a, int64_t n_tok, float* y, int64_t y_stride) {
+  const EqTypeTraits& tr = *GetEqTypeTraits(static_cast<uint32_t>(t));
+  const uint64_t gbytes = PackedGroupBytes(layout, t, cols);
+  const uint64_t sbytes = PackedScaleBytes(layout, t, cols);
+  const int64_t R = layout.rows;
+  for (int64_t rg = g0; rg < g1; ++rg) {
+    const uint8_t* o = packed + rg * gbytes;
+    const int valid = static_cast<int>(std::min<int64_t>(R, rows - rg * R));
+    float* yr = y + rg * R;
+    int64_t t0 = 0;
+    for (; t0 + kMaxNT <= n_tok; t0 += kMaxNT) Tile<K, kMaxNT>(tr, o, sbytes, cols, a, t0, yr, y_stride, valid);
+    if (t0 < n_tok) {
+      TileRest<K, kMaxNT - 1>(static_cast<int>(n_tok - t0), tr, o, sbytes, cols, a, t0, yr, y_stride, valid);
+    }
+  }
+}
+
+}  // namespace edgeq::x86_tiles
