@@ -17,6 +17,8 @@ import statistics
 import threading
 import time
 
+from sse import sse_events
+
 
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
@@ -44,34 +46,23 @@ def one_request(host, port, model, prompt, max_tokens, key, timeout):
             resp.read()
             return {"status": resp.status, "ok": False, "tokens": 0, "itls": []}
         tokens, ttft, itls, last, finish, done = 0, None, [], None, None, False
-        buf = b""
-        while True:
-            chunk = resp.read1(65536) if hasattr(resp, "read1") else resp.read(1)
-            if not chunk:
-                break
-            buf += chunk
-            while b"\n\n" in buf:
-                event, buf = buf.split(b"\n\n", 1)
-                if not event.startswith(b"data: "):
-                    continue
-                payload = event[6:]
-                if payload == b"[DONE]":
-                    done = True
-                    continue
-                j = json.loads(payload)
-                if "error" in j:
-                    return {"status": 200, "ok": False, "tokens": tokens, "itls": itls, "error": j["error"]}
-                now = time.monotonic()
-                if j.get("usage"):
-                    tokens = j["usage"]["completion_tokens"]
-                if j["choices"] and j["choices"][0].get("text"):
-                    if ttft is None:
-                        ttft = now - t0
-                    elif last is not None:
-                        itls.append(now - last)
-                    last = now
-                if j["choices"] and j["choices"][0].get("finish_reason"):
-                    finish = j["choices"][0]["finish_reason"]
+        for j in sse_events(resp):
+            if j is None:
+                done = True
+                continue
+            if "error" in j:
+                return {"status": 200, "ok": False, "tokens": tokens, "itls": itls, "error": j["error"]}
+            now = time.monotonic()
+            if j.get("usage"):
+                tokens = j["usage"]["completion_tokens"]
+            if j["choices"] and j["choices"][0].get("text"):
+                if ttft is None:
+                    ttft = now - t0
+                elif last is not None:
+                    itls.append(now - last)
+                last = now
+            if j["choices"] and j["choices"][0].get("finish_reason"):
+                finish = j["choices"][0]["finish_reason"]
         return {"status": 200, "ok": done and finish is not None, "tokens": tokens, "ttft": ttft, "itls": itls,
                 "end": time.monotonic()}
     except Exception as e:  # a dead connection of an accepted request is a failure

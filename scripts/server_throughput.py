@@ -26,6 +26,8 @@ import sys
 import threading
 import time
 
+from sse import sse_events
+
 PROMPTS = ["Once upon a time", "The dog", "Lily and Tom", "One day, a big", "The sun was", "A little bird",
            "Mom said", "Sam had a red"]
 
@@ -42,30 +44,20 @@ def stream_one(port, prompt, max_tokens):
         if resp.status != 200:
             raise RuntimeError(f"HTTP {resp.status}: {resp.read()[:200]!r}")
         first = last = None
-        tokens, done, buf = 0, False, b""
-        while True:
-            chunk = resp.read1(65536)
-            if not chunk:
-                break
-            buf += chunk
-            while b"\n\n" in buf:
-                event, buf = buf.split(b"\n\n", 1)
-                if not event.startswith(b"data: "):
-                    continue
-                payload = event[6:]
-                if payload == b"[DONE]":
-                    done = True
-                    continue
-                j = json.loads(payload)
-                if "error" in j:
-                    raise RuntimeError(f"stream error: {j['error']}")
-                if j.get("usage"):
-                    tokens = j["usage"]["completion_tokens"]
-                if j["choices"] and j["choices"][0].get("text"):
-                    now = time.monotonic()
-                    if first is None:
-                        first = now
-                    last = now
+        tokens, done = 0, False
+        for j in sse_events(resp):
+            if j is None:
+                done = True
+                continue
+            if "error" in j:
+                raise RuntimeError(f"stream error: {j['error']}")
+            if j.get("usage"):
+                tokens = j["usage"]["completion_tokens"]
+            if j["choices"] and j["choices"][0].get("text"):
+                now = time.monotonic()
+                if first is None:
+                    first = now
+                last = now
         if not done or tokens != max_tokens:
             raise RuntimeError(f"incomplete stream: done={done} tokens={tokens}")
         return {"t0": t0, "first": first, "last": last, "end": time.monotonic(), "tokens": tokens}
