@@ -172,19 +172,7 @@ void TileW8(const uint8_t* o, const uint8_t* qs, int64_t nb, const QuantAct& a, 
   for (int t = 0; t < NT; ++t) Store8(y + (t0 + t) * y_stride, _mm256_mul_ps(acc[t], scale), valid);
 }
 
-// The tile kernels for x86_tile_driver.h.
-struct TierTiles {
-  template <int NT>
-  static void W8(const uint8_t* o, const uint8_t* qs, int64_t nb, const QuantAct& a, int64_t t0, float* y,
-                 int64_t y_stride, int valid) {
-    TileW8<NT>(o, qs, nb, a, t0, y, y_stride, valid);
-  }
-  template <int NT, bool kAsym>
-  static void W4(const uint8_t* o, const uint8_t* qs, int64_t nwb, int per, int64_t nb, const QuantAct& a,
-                 int64_t t0, float* y, int64_t y_stride, int valid) {
-    TileW4<NT, kAsym>(o, qs, nwb, per, nb, a, t0, y, y_stride, valid);
-  }
-};
+EDGEQ_X86_TIER_TILES(TierTiles)  // TileW8 / TileW4 above, for x86_tile_driver.h
 
 }  // namespace
 

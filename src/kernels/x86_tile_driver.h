@@ -3,7 +3,9 @@
 // scale) or W4 (per-group, symmetric or asymmetric) kernel, and GemmPackedTiles walks
 // the row groups [g0, g1) in tiles of kMaxNT tokens, then one tile of the rest.
 //
-// K supplies the tier's tile kernels as static member templates:
+// K supplies the tier's tile kernels as static member templates (a tier whose kernels are
+// function templates TileW8<NT> and TileW4<NT, kAsym> with these parameters declares K
+// with EDGEQ_X86_TIER_TILES(Name) after them):
 //   template <int NT> static void W8(o, qs, nb, a, t0, y, y_stride, valid);
 //   template <int NT, bool kAsym> static void W4(o, qs, nwb, per, nb, a, t0, y, y_stride, valid);
 // (o: the row group, qs: its codes after the scale region, nwb: weight groups per row,
@@ -16,6 +18,20 @@
 #include "format/eq_types.h"
 #include "kernels/packed.h"
 #include "kernels/quant_act.h"
+
+#define EDGEQ_X86_TIER_TILES(Name)                                                                             \
+  struct Name {                                                                                               \
+    template <int NT>                                                                                         \
+    static void W8(const uint8_t* o, const uint8_t* qs, int64_t nb, const QuantAct& a, int64_t t0, float* y,  \
+                   int64_t y_stride, int valid) {                                                             \
+      TileW8<NT>(o, qs, nb, a, t0, y, y_stride, valid);                                                       \
+    }                                                                                                         \
+    template <int NT, bool kAsym>                                                                             \
+    static void W4(const uint8_t* o, const uint8_t* qs, int64_t nwb, int per, int64_t nb, const QuantAct& a,  \
+                   int64_t t0, float* y, int64_t y_stride, int valid) {                                       \
+      TileW4<NT, kAsym>(o, qs, nwb, per, nb, a, t0, y, y_stride, valid);                                      \
+    }                                                                                                         \
+  };
 
 namespace edgeq::x86_tiles {
 
