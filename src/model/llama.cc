@@ -494,9 +494,7 @@ void LlamaGraph::ForwardChunk(int32_t n, float* logits) {
         if (!kvq_->key_channels()) kvq_->Write(l, batch_[t].seq, batch_[t].pos, k_ + t * kv_dim, v_ + t * kv_dim);
       }
     } else {
-      pool_.ParallelFor(n, 1, [&](int, int64_t b, int64_t e) {
-        for (int64_t t = b; t < e; ++t) prepare(static_cast<int32_t>(t));
-      });
+      ForTokens(n, prepare);
     }
     if (kvq_ && kvq_->key_channels()) {
       // Key blocks: a token attends after the writes of its own block and before the
