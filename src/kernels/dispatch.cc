@@ -13,7 +13,6 @@ namespace edgeq {
 #if defined(__x86_64__)
 namespace avx2 {
 float DotF32(const float* a, const float* b, int64_t n);
-void AxpyF32(float a, const float* x, float* y, int64_t n);
 void F16ToF32(const uint16_t* src, float* dst, int64_t n);
 void SwiGluF32(float* gate, const float* up, int64_t n);
 float ExpSumF32(float* x, int64_t n, float sub);
@@ -49,7 +48,6 @@ void GemmEqPacked(EqType t, const uint8_t* packed, int64_t rows, int64_t cols, i
 #if defined(__aarch64__)
 namespace neon {
 float DotF32(const float* a, const float* b, int64_t n);
-void AxpyF32(float a, const float* x, float* y, int64_t n);
 void F16ToF32(const uint16_t* src, float* dst, int64_t n);
 void GemmEqPacked(EqType t, const uint8_t* packed, int64_t rows, int64_t cols, int64_t g0, int64_t g1,
                   const QuantAct& a, int64_t n_tok, float* y, int64_t y_stride);
@@ -70,7 +68,6 @@ KernelTable Generic() {
   KernelTable t;
   t.isa = "generic";
   t.dot_f32 = generic::DotF32;
-  t.axpy_f32 = generic::AxpyF32;
   t.f16_to_f32 = generic::F16ToF32;
   t.swiglu_f32 = generic::SwiGluF32;
   t.exp_sum_f32 = generic::ExpSumF32;
@@ -98,7 +95,6 @@ bool MakeTier(const std::string& tier, KernelTable* out) {
   if (tier == "avx2" && has_avx2) {
     out->isa = "avx2";
     out->dot_f32 = avx2::DotF32;
-    out->axpy_f32 = avx2::AxpyF32;
     out->f16_to_f32 = avx2::F16ToF32;
     out->swiglu_f32 = avx2::SwiGluF32;
     out->exp_sum_f32 = avx2::ExpSumF32;
@@ -145,7 +141,6 @@ bool MakeTier(const std::string& tier, KernelTable* out) {
   if (arm_ok) {
     out->isa = tier == "neon" ? "neon" : tier == "dotprod" ? "dotprod" : "i8mm";
     out->dot_f32 = neon::DotF32;
-    out->axpy_f32 = neon::AxpyF32;
     out->f16_to_f32 = neon::F16ToF32;
     out->gemm_eq_packed = tier == "neon" ? neon::GemmEqPacked : tier == "dotprod" ? dotprod::GemmEqPacked
                                                                                   : i8mm::GemmEqPacked;

@@ -16,8 +16,6 @@ struct KernelTable {
   const char* isa = "generic";
   // sum_i a[i]*b[i]
   float (*dot_f32)(const float* a, const float* b, int64_t n) = nullptr;
-  // y[i] += a * x[i]
-  void (*axpy_f32)(float a, const float* x, float* y, int64_t n) = nullptr;
   // fp16 -> fp32 conversion of n values (F16 weights).
   void (*f16_to_f32)(const uint16_t* src, float* dst, int64_t n) = nullptr;
   // gate[i] = silu(gate[i]) * up[i]

@@ -21,16 +21,6 @@ float DotF32(const float* a, const float* b, int64_t n) {
   return r;
 }
 
-void AxpyF32(float a, const float* x, float* y, int64_t n) {
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vld1q_f32(x + i), a));
-    vst1q_f32(y + i + 4, vfmaq_n_f32(vld1q_f32(y + i + 4), vld1q_f32(x + i + 4), a));
-  }
-  for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vld1q_f32(x + i), a));
-  for (; i < n; ++i) y[i] += a * x[i];
-}
-
 // FCVTL (half -> single) is part of ARMv8.0 AdvSIMD: exact for every half.
 void F16ToF32(const uint16_t* src, float* dst, int64_t n) {
   int64_t i = 0;
