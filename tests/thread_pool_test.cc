@@ -126,6 +126,31 @@ TEST(ThreadPool, ParallelForDynamicCoversEveryIndexOnceAcrossManyRuns) {
   for (size_t i = 0; i < hits.size(); ++i) ASSERT_EQ(hits[i], 500) << i;
 }
 
+TEST(ThreadPool, ParallelForGuidedCoversEveryIndexOnceWithShrinkingChunks) {
+  for (int threads : {1, 2, 3}) {
+    ThreadPool pool(threads);
+    for (int64_t n : {0, 1, 2, 7, 64, 353, 5000}) {
+      for (int64_t max_chunk : {1, 4, 37}) {
+        std::vector<std::atomic<int>> hits(n + 1);
+        std::atomic<int64_t> largest{0}, last_size{-1};
+        pool.ParallelForGuided(n, max_chunk, [&](int, int64_t b, int64_t e) {
+          ASSERT_LT(b, e);
+          int64_t l = largest.load();
+          while (e - b > l && !largest.compare_exchange_weak(l, e - b)) {}
+          if (e == n) last_size = e - b;
+          for (int64_t i = b; i < e; ++i) hits[i].fetch_add(1, std::memory_order_relaxed);
+        });
+        for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[i].load(), 1) << "n=" << n << " index " << i;
+        EXPECT_EQ(hits[n].load(), 0);
+        if (threads > 1 && n > 1) {
+          EXPECT_LE(largest.load(), max_chunk) << "n=" << n;
+          EXPECT_EQ(last_size.load(), 1) << "n=" << n << ": the last claim takes one index";
+        }
+      }
+    }
+  }
+}
+
 TEST(ThreadPool, RunGivesEveryThreadItsIndexAndPublishesResults) {
   ThreadPool pool(4);
   std::vector<int64_t> per_thread(4, 0);

@@ -76,6 +76,32 @@ class ThreadPool {
     });
   }
 
+  // Like ParallelForDynamic, but a claim takes max_chunk only while plenty is left: once
+  // fewer than 2 * n_threads * max_chunk indices remain, a claim takes a
+  // (2 * n_threads)-th of the rest, down to 1. The last chunks are small, so threads
+  // finish together (the others wait at the end of every op for the slowest one), while
+  // the bulk is still claimed in large chunks (few claims, long contiguous runs).
+  template <typename F>
+  void ParallelForGuided(int64_t n, int64_t max_chunk, F&& body) {
+    if (max_chunk < 1) max_chunk = 1;
+    if (n_threads_ == 1 || n <= 1) {
+      if (n > 0) body(0, int64_t{0}, n);
+      return;
+    }
+    std::atomic<int64_t> next{0};
+    const int64_t div = 2 * static_cast<int64_t>(n_threads_);
+    RunShares([&](int ti, int) {
+      int64_t b = next.load(std::memory_order_relaxed);
+      for (;;) {
+        if (b >= n) break;
+        const int64_t take = std::clamp<int64_t>((n - b) / div, 1, max_chunk);
+        if (!next.compare_exchange_weak(b, b + take, std::memory_order_relaxed)) continue;  // b reloaded
+        body(ti, b, b + take);
+        b = next.load(std::memory_order_relaxed);
+      }
+    });
+  }
+
   // Splits [0, n) into contiguous `grain`-aligned chunks, one per thread, and calls
   // body(thread_index, begin, end).
   template <typename F>

@@ -134,7 +134,8 @@ void MatMulMulti(const MatMulOut* outs, int n_out, const float* x, int64_t x_str
   bool packed = k.gemm_eq_packed != nullptr;
   for (int j = 0; j < n_out; ++j) packed = packed && outs[j].w->packed != nullptr;
   // Work units are row groups of all outputs, concatenated: one parallel region for
-  // q/k/v or gate/up, claimed in chunks (ThreadPool::ParallelForDynamic).
+  // q/k/v or gate/up, claimed in chunks that shrink towards the end
+  // (ThreadPool::ParallelForGuided), so both threads reach the op's end together.
   const int64_t unit_rows = packed ? k.pack_rows : 8;
   int64_t first[5] = {0, 0, 0, 0, 0};
   int64_t total = 0;
@@ -153,7 +154,7 @@ void MatMulMulti(const MatMulOut* outs, int n_out, const float* x, int64_t x_str
     const int64_t unit_work = unit_rows * cols * n_tok;
     const int64_t chunk = std::clamp<int64_t>(total / (pool.size() * kChunksPerThread), 1,
                                               std::max<int64_t>(1, (int64_t{2} << 20) / unit_work));
-    pool.ParallelForDynamic(total, chunk, [&](int, int64_t u0, int64_t u1) {
+    pool.ParallelForGuided(total, chunk, [&](int, int64_t u0, int64_t u1) {
       for (int j = 0; j < n_fused && u0 < u1; ++j) {
         const int64_t b = std::max(u0, first[j]), e = std::min(u1, first[j + 1]);
         if (b >= e) continue;
