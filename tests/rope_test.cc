@@ -1,5 +1,6 @@
 // ApplyRopeQK (RoPE of q and k with the key stored elsewhere, fused into the KV store)
-// gives exactly the values of two ApplyRope calls, for both rotation layouts.
+// and ApplyRopeQKTable (the same from a per-token cos/sin table, as the graph runs it)
+// give exactly the values of two ApplyRope calls, for both rotation layouts.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -32,6 +33,20 @@ TEST(Rope, FusedQkRotationEqualsTwoSeparateRotations) {
         EXPECT_EQ(q, q_ref) << "neox=" << neox << " hd=" << hd << " pos=" << pos;
         EXPECT_EQ(k_out, k_ref) << "neox=" << neox << " hd=" << hd << " pos=" << pos;
         ApplyRopeQK(rp, q_ref.data(), 0, k.data(), k.data(), nkv, pos);  // in place
+        EXPECT_EQ(k, k_ref);
+      }
+      for (int32_t pos : {0, 3, 300, 8191}) {
+        std::vector<float> q(nq * hd), k(nkv * hd), cs(hd);
+        for (auto& v : q) v = nd(rng);
+        for (auto& v : k) v = nd(rng);
+        std::vector<float> q_ref = q, k_ref = k, k_out(nkv * hd, -1.0f);
+        ApplyRope(rp, q_ref.data(), nq, pos);
+        ApplyRope(rp, k_ref.data(), nkv, pos);
+        RopeCosSin(rp, pos, cs.data());
+        ApplyRopeQKTable(rp, cs.data(), q.data(), nq, k.data(), k_out.data(), nkv);
+        EXPECT_EQ(q, q_ref) << "table, neox=" << neox << " hd=" << hd << " pos=" << pos;
+        EXPECT_EQ(k_out, k_ref) << "table, neox=" << neox << " hd=" << hd << " pos=" << pos;
+        ApplyRopeQKTable(rp, cs.data(), q.data(), 0, k.data(), k.data(), nkv);  // in place
         EXPECT_EQ(k, k_ref);
       }
     }

@@ -111,6 +111,7 @@ Result<std::unique_ptr<LlamaGraph>> LlamaGraph::Create(const Model& model, int32
     g->arena_.assign(arena, 0.0f);
     g->batch_.resize(max_batch);
     g->att_tiles_.resize(max_batch + 1);
+    g->rope_cs_.assign(static_cast<size_t>(max_batch) * c.head_dim, 0.0f);
   } catch (const std::bad_alloc&) {
     return ResourceExhausted("cannot allocate the KV cache (" +
                              std::to_string(kv_elems * 8 / (1 << 20)) + " MiB) and activations for context " +
@@ -421,7 +422,9 @@ void LlamaGraph::ForTokens(int32_t n, F&& fn) {
     for (int32_t t = 0; t < n; ++t) fn(t);
     return;
   }
-  pool_.ParallelForDynamic(n, 1, [&](int, int64_t b, int64_t e) {
+  // A few tokens per claim: per-token work is short (a norm, a residual add), and every
+  // claim is an atomic on a line both cores write.
+  pool_.ParallelForDynamic(n, std::max<int64_t>(1, n / (8 * pool_.size())), [&](int, int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) fn(static_cast<int32_t>(t));
   });
 }
@@ -433,7 +436,11 @@ void LlamaGraph::ForwardChunk(int32_t n, float* logits) {
   const int64_t q_dim = static_cast<int64_t>(c.n_heads) * c.head_dim;
   const int64_t kv_dim = static_cast<int64_t>(c.n_kv_heads) * c.head_dim;
 
-  for (int32_t t = 0; t < n; ++t) GetRowF32(w.token_embd, batch_[t].token, x_ + t * D);
+  // Embeddings, and each token's RoPE cos/sin, which every layer reuses.
+  ForTokens(n, [&](int32_t t) {
+    GetRowF32(w.token_embd, batch_[t].token, x_ + t * D);
+    RopeCosSin(rope_, batch_[t].pos, rope_cs_.data() + static_cast<int64_t>(t) * c.head_dim);
+  });
   mm_.low_bits = nullptr;  // the first layer's q/k/v always see 8-bit activations
 
   for (int32_t l = 0; l < c.n_layers; ++l) {
@@ -472,8 +479,9 @@ void LlamaGraph::ForwardChunk(int32_t n, float* logits) {
         for (int32_t h = 0; h < c.n_heads; ++h) RmsNorm(q + h * c.head_dim, lw.q_norm, q + h * c.head_dim, c.head_dim, c.rms_eps);
         for (int32_t h = 0; h < c.n_kv_heads; ++h) RmsNorm(k + h * c.head_dim, lw.k_norm, k + h * c.head_dim, c.head_dim, c.rms_eps);
       }
+      const float* cs = rope_cs_.data() + static_cast<int64_t>(t) * c.head_dim;
       if (kvq_) {
-        ApplyRopeQK(rope_, q, c.n_heads, k, k, c.n_kv_heads, pos);
+        ApplyRopeQKTable(rope_, cs, q, c.n_heads, k, k, c.n_kv_heads);
         if (kv_opts_.rotate) {  // spreads outlier channels before quantization (KvRotate)
           for (int32_t h = 0; h < c.n_heads; ++h) KvRotate(q + h * c.head_dim, c.head_dim);
           for (int32_t h = 0; h < c.n_kv_heads; ++h) {
@@ -484,8 +492,8 @@ void LlamaGraph::ForwardChunk(int32_t n, float* logits) {
         return;
       }
       // fp32 cache: the rotated key is written straight into its cache slot.
-      ApplyRopeQK(rope_, q, c.n_heads, k, KCache(l, batch_[t].seq) + static_cast<int64_t>(pos) * kv_dim,
-                  c.n_kv_heads, pos);
+      ApplyRopeQKTable(rope_, cs, q, c.n_heads, k, KCache(l, batch_[t].seq) + static_cast<int64_t>(pos) * kv_dim,
+                       c.n_kv_heads);
       std::memcpy(VCache(l, batch_[t].seq) + static_cast<int64_t>(pos) * kv_dim, v, sizeof(float) * kv_dim);
     };
     if (kvq_) {
@@ -535,7 +543,7 @@ void LlamaGraph::ForwardChunk(int32_t n, float* logits) {
     ForTokens(n, [&](int32_t t) {  // residual, then the FFN's norm, in one pass per token
       float* xt = x_ + t * D;
       float* bt = xb_ + t * D;
-      for (int64_t i = 0; i < D; ++i) xt[i] += bt[i];
+      AddInto(xt, bt, D);
       if (fuse_ffn) RmsNormQuant(xt, lw.ffn_norm, bt, D, c.rms_eps, &qa, t);
       else RmsNorm(xt, lw.ffn_norm, bt, D, c.rms_eps);
     });
@@ -556,9 +564,7 @@ void LlamaGraph::ForwardChunk(int32_t n, float* logits) {
     mm_.act_ready = fuse_down;
     MatMul(lw.w_down, hb_, H, n, xb_, D, mm_, pool_);
     mm_.act_ready = false;
-    ForTokens(n, [&](int32_t t) {
-      for (int64_t i = t * D; i < (t + 1) * D; ++i) x_[i] += xb_[i];
-    });
+    ForTokens(n, [&](int32_t t) { AddInto(x_ + t * D, xb_ + t * D, D); });
   }
 
   mm_.low_bits = nullptr;  // the classifier always sees 8-bit activations

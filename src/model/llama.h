@@ -109,6 +109,7 @@ class LlamaGraph {
   int32_t max_batch_ = 0;
   int32_t n_seq_ = 1;
   RopeParams rope_;
+  std::vector<float> rope_cs_;     // [B][head_dim] each chunk token's RoPE cos/sin (RopeCosSin)
   std::vector<BatchToken> batch_;  // [max_batch] the chunk being evaluated
   std::vector<float> kv_k_;  // [n_layers][n_seq][n_ctx][kv_dim]
   std::vector<float> kv_v_;  // [n_layers][n_seq][n_ctx][kv_dim]

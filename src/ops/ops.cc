@@ -233,4 +233,44 @@ void ApplyRopeQK(const RopeParams& rp, float* q, int32_t n_q_heads, const float*
   }
 }
 
+void RopeCosSin(const RopeParams& rp, int32_t pos, float* cs) {
+  const int32_t half = rp.head_dim / 2;
+  for (int32_t i = 0; i < half; ++i) {
+    const float angle = static_cast<float>(pos) * rp.inv_freq[i];
+    cs[i] = std::cos(angle);
+    cs[half + i] = std::sin(angle);
+  }
+}
+
+namespace {
+// One head: x -> y (may be the same), pairs (x[a(i)], x[b(i)]) rotated by angle i.
+inline void RotateHead(const float* __restrict c, const float* __restrict s, const float* x, float* y, int32_t half,
+                       bool neox) {
+  if (neox) {
+    for (int32_t i = 0; i < half; ++i) {
+      const float x0 = x[i], x1 = x[i + half];
+      y[i] = x0 * c[i] - x1 * s[i];
+      y[i + half] = x0 * s[i] + x1 * c[i];
+    }
+  } else {
+    for (int32_t i = 0; i < half; ++i) {
+      const float x0 = x[2 * i], x1 = x[2 * i + 1];
+      y[2 * i] = x0 * c[i] - x1 * s[i];
+      y[2 * i + 1] = x0 * s[i] + x1 * c[i];
+    }
+  }
+}
+}  // namespace
+
+void ApplyRopeQKTable(const RopeParams& rp, const float* cs, float* q, int32_t n_q_heads, const float* k,
+                      float* k_out, int32_t n_kv_heads) {
+  const int32_t hd = rp.head_dim, half = hd / 2;
+  for (int32_t h = 0; h < n_q_heads; ++h) RotateHead(cs, cs + half, q + h * hd, q + h * hd, half, rp.neox);
+  for (int32_t h = 0; h < n_kv_heads; ++h) RotateHead(cs, cs + half, k + h * hd, k_out + h * hd, half, rp.neox);
+}
+
+void AddInto(float* __restrict y, const float* __restrict x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+}
+
 }  // namespace edgeq

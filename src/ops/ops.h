@@ -102,5 +102,15 @@ void ApplyRope(const RopeParams& rp, float* v, int32_t n_heads, int32_t pos);
 // cos/sin computed once for all heads of both. Same values as two ApplyRope calls.
 void ApplyRopeQK(const RopeParams& rp, float* q, int32_t n_q_heads, const float* k, float* k_out,
                  int32_t n_kv_heads, int32_t pos);
+// The same with the angles' cos/sin taken from `cs` (RopeCosSin of the token's position:
+// cos[0..head_dim/2), then sin[0..head_dim/2)): a forward pass computes them once per
+// token and every layer reuses them. Heads are rotated one after the other (contiguous
+// loads and stores). Exactly the values of ApplyRopeQK.
+void ApplyRopeQKTable(const RopeParams& rp, const float* cs, float* q, int32_t n_q_heads, const float* k,
+                      float* k_out, int32_t n_kv_heads);
+// cs[i] = cos(pos * inv_freq[i]), cs[head_dim/2 + i] = sin(...), as ApplyRope computes them.
+void RopeCosSin(const RopeParams& rp, int32_t pos, float* cs);
+// y[i] += x[i] (the residual adds; y and x must not overlap).
+void AddInto(float* __restrict y, const float* __restrict x, int64_t n);
 
 }  // namespace edgeq
