@@ -42,6 +42,10 @@ void GemmEq(EqType type, const uint8_t* w, uint64_t row_bytes, int64_t r0, int64
             const QuantAct& a, int64_t n_tok, float* y, int64_t y_stride);
 void GemmEqPacked(EqType t, const uint8_t* packed, int64_t rows, int64_t cols, int64_t g0, int64_t g1,
                   const QuantAct& a, int64_t n_tok, float* y, int64_t y_stride);
+void KvScores(const KvSpan& s, int64_t off, int32_t hd, const float* q, int32_t nq, int64_t q_stride, float scale,
+              float* out, int64_t out_stride);
+void KvAccum(const KvSpan& s, int64_t off, int32_t hd, const float* p, int32_t nq, int64_t p_stride, float* out,
+             int64_t out_stride);
 }  // namespace avx512vnni
 #endif
 
@@ -117,7 +121,8 @@ bool MakeTier(const std::string& tier, KernelTable* out) {
     out->gemm_eq_packed = avxvnni::GemmEqPacked;
     return true;
   }
-  // AVX-512 VNNI: 512-bit vpdpbusd over 16-row groups (rows16-x86).
+  // AVX-512 VNNI: 512-bit vpdpbusd over 16-row groups (rows16-x86); 512-bit fp32/f16
+  // attention (the quantized KV kinds keep the AVX2 loops).
   if (tier == "avx512vnni" && has_avx2 && f.avx512f && f.avx512vl && f.avx512bw && f.avx512vnni) {
     MakeTier("avx2", out);
     out->isa = "avx512vnni";
@@ -127,6 +132,8 @@ bool MakeTier(const std::string& tier, KernelTable* out) {
     out->packed_eq_bytes = avx512vnni::PackedEqBytes16;
     out->pack_rows = kRows16X86.rows;
     out->pack_layout = "rows16-x86";
+    out->kv_scores = avx512vnni::KvScores;
+    out->kv_accum = avx512vnni::KvAccum;
     return true;
   }
 #endif
