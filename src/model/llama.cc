@@ -289,14 +289,12 @@ void LlamaGraph::Attention(int32_t layer, int32_t t0, int32_t t1) {
             continue;
           }
           if (p0 == 0) s0[j] = a[0];
-          float bm = a[0];
-          for (int32_t s = 1; s < nv; ++s) bm = std::max(bm, a[s]);
+          const float bm = k.max_f32(a, nv);
           if (bm > m[j]) {
             if (l[j] > 0.0f) {
               const float r = std::exp(m[j] - bm);
               l[j] *= r;
-              float* o = out + j * q_dim;
-              for (int32_t i = 0; i < hd; ++i) o[i] *= r;
+              k.scale_f32(out + j * q_dim, hd, r);
             }
             m[j] = bm;
           }
@@ -309,8 +307,7 @@ void LlamaGraph::Attention(int32_t layer, int32_t t0, int32_t t1) {
       }
       for (int32_t j = 0; j < nq; ++j) {
         const float inv = 1.0f / l[j];
-        float* o = out + j * q_dim;
-        for (int32_t i = 0; i < hd; ++i) o[i] *= inv;
+        k.scale_f32(out + j * q_dim, hd, inv);
         sink_[(ta + j) * c.n_heads + h] = std::exp(s0[j] - m[j]) * inv;  // attention to the first token
       }
     }
