@@ -16,6 +16,7 @@
 #include "core/thread_pool.h"
 #include "format/eq_types.h"
 #include "kernels/kernels.h"
+#include "kernels/kv.h"
 #include "kernels/packed.h"
 
 namespace edgeq {
@@ -101,6 +102,85 @@ void BM_QuantizeAct(benchmark::State& state, const char* tier, int64_t n_tok, in
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * n_tok * cols * sizeof(float)));
 }
 
+// One block of the fp32 path's attention for one head: kv_scores then kv_accum of nq
+// consecutive queries over n positions of a 6-head cache (stories15m: head_dim 48), as
+// LlamaGraph::Attention calls them. Counter "ns/qpos": per query and position.
+void BM_KvBlock(benchmark::State& state, const char* tier, KvKernel kind, int32_t hd, int32_t nq, int32_t n) {
+  const KernelTable* kt = KernelsForTier(tier);
+  if (kt == nullptr) {
+    state.SkipWithError("tier not available on this CPU");
+    return;
+  }
+  const int32_t heads = 6, dim = heads * hd;
+  const KvType type = kind == KvKernel::kF32 ? KvType::kF32 : KvType::kF16;
+  const int64_t rb = KvRowBytes(type, dim);
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> x(dim);
+  std::vector<uint8_t> keys(rb * n), values(rb * n);
+  for (int32_t i = 0; i < n; ++i) {
+    for (auto& v : x) v = nd(rng);
+    KvQuantizeRow(type, x.data(), dim, keys.data() + i * rb);
+    for (auto& v : x) v = nd(rng);
+    KvQuantizeRow(type, x.data(), dim, values.data() + i * rb);
+  }
+  std::vector<float> q(static_cast<int64_t>(nq) * dim), att(static_cast<int64_t>(nq) * n), out(q.size(), 0.0f);
+  for (auto& v : q) v = nd(rng);
+  KvSpan s;
+  s.kind = kind;
+  s.dim = dim;
+  s.n = n;
+  s.stride = rb;
+  const int64_t off = 2 * hd;
+  for (auto _ : state) {
+    s.rows = keys.data();
+    kt->kv_scores(s, off, hd, q.data() + off, nq, dim, 0.1f, att.data(), n);
+    s.rows = values.data();
+    kt->kv_accum(s, off, hd, att.data(), nq, n, out.data() + off, dim);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.counters["ns/qpos"] = benchmark::Counter(static_cast<double>(state.iterations()) * nq * n,
+                                                 benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
+// The fp32 path's kernel calls of one layer's causal prefill (LlamaGraph::Attention without
+// the softmax): n_tok positions, 6 heads of hd, tiles of `tile` queries, blocks of 64.
+void BM_KvPrefill(benchmark::State& state, const char* tier, int32_t hd, int32_t tile, int32_t n_tok) {
+  const KernelTable* kt = KernelsForTier(tier);
+  if (kt == nullptr) {
+    state.SkipWithError("tier not available on this CPU");
+    return;
+  }
+  const int32_t heads = 6, dim = heads * hd, block = 64;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> k(static_cast<int64_t>(n_tok) * dim), v(k.size()), q(k.size()), out(k.size());
+  for (auto* x : {&k, &v, &q}) {
+    for (auto& e : *x) e = nd(rng);
+  }
+  std::vector<float> att(static_cast<int64_t>(tile) * block, 0.01f);
+  KvSpan s;
+  s.kind = KvKernel::kF32;
+  s.dim = dim;
+  s.stride = dim * static_cast<int64_t>(sizeof(float));
+  for (auto _ : state) {
+    for (int32_t t0 = 0; t0 < n_tok; t0 += tile) {
+      const int32_t nq = std::min(tile, n_tok - t0);
+      for (int32_t h = 0; h < heads; ++h) {
+        const int64_t off = static_cast<int64_t>(h) * hd;
+        for (int32_t p0 = 0; p0 < t0 + nq; p0 += block) {
+          s.n = std::min(block, t0 + nq - p0);
+          s.rows = reinterpret_cast<const uint8_t*>(k.data() + static_cast<int64_t>(p0) * dim);
+          kt->kv_scores(s, off, hd, q.data() + t0 * dim + off, nq, dim, 0.1f, att.data(), block);
+          s.rows = reinterpret_cast<const uint8_t*>(v.data() + static_cast<int64_t>(p0) * dim);
+          kt->kv_accum(s, off, hd, att.data(), nq, block, out.data() + t0 * dim + off, dim);
+        }
+      }
+    }
+    benchmark::DoNotOptimize(out.data());
+  }
+}
+
 int Register() {
   struct T {
     const char* name;
@@ -131,6 +211,21 @@ int Register() {
     for (int64_t n_tok : {1, 64}) {
       const std::string name = std::string("quantize_act/") + tier + "/2048/tok" + std::to_string(n_tok);
       benchmark::RegisterBenchmark(name.c_str(), BM_QuantizeAct, tier, n_tok, 2048)->Unit(benchmark::kMicrosecond);
+    }
+    for (int32_t tile : {1, 4, 8, 16}) {
+      const std::string name = std::string("kv_prefill/") + tier + "/hd48/tile" + std::to_string(tile) + "/tok128";
+      benchmark::RegisterBenchmark(name.c_str(), BM_KvPrefill, tier, 48, tile, 128)->Unit(benchmark::kMicrosecond);
+    }
+    for (KvKernel kind : {KvKernel::kF32, KvKernel::kF16}) {
+      for (int32_t hd : {48, 64, 128}) {
+        for (int32_t nq : {1, 4, 8, 16}) {
+          for (int32_t n : {64, 37}) {
+            const std::string name = std::string("kv_block/") + tier + (kind == KvKernel::kF32 ? "/f32" : "/f16") +
+                                     "/hd" + std::to_string(hd) + "/nq" + std::to_string(nq) + "/n" + std::to_string(n);
+            benchmark::RegisterBenchmark(name.c_str(), BM_KvBlock, tier, kind, hd, nq, n)->Unit(benchmark::kNanosecond);
+          }
+        }
+      }
     }
   }
   return 0;

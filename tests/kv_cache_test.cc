@@ -57,7 +57,7 @@ void ExpectSpanMatchesReference(const KvSpan& s, const std::vector<float>& deq, 
       ref_s[j * n + i] = a * 0.5;
     }
   }
-  for (const char* tier : {"generic", "avx2", "avx512vnni"}) {
+  for (const char* tier : {"generic", "avx2", "avxvnni", "avx512vnni"}) {
     const KernelTable* kt = KernelsForTier(tier);
     if (kt == nullptr) continue;
     std::vector<float> sc(nq * n), out(nq * hd, 0.0f);
@@ -141,15 +141,17 @@ TEST(KvFormat, HeadRotationIsOrthogonal) {
 }
 
 // Every kernel tier against the scalar reference and against a dequantized fp64
-// computation, on odd token counts, head sizes that are and are not multiples of 8, and
-// heads that straddle 32-channel groups.
+// computation, on odd token counts, head sizes that are and are not multiples of 8 (and
+// of 16: the AVX-512 loops split 80 and 256 into register tiles unevenly), and heads that
+// straddle 32-channel groups.
 TEST(KvKernels, EveryTierMatchesTheReferenceOnOddShapes) {
   struct Shape {
     int32_t hd, heads;
   };
-  for (Shape sh : {Shape{8, 4}, Shape{48, 2}, Shape{64, 3}, Shape{12, 3}, Shape{7, 5}, Shape{128, 1}}) {
+  for (Shape sh : {Shape{8, 4}, Shape{48, 2}, Shape{64, 3}, Shape{12, 3}, Shape{7, 5}, Shape{128, 1},
+                   Shape{80, 2}, Shape{256, 1}}) {
     const int32_t dim = sh.hd * sh.heads;
-    for (int32_t n : {1, 3, 17, 33, 130}) {
+    for (int32_t n : {1, 3, 16, 17, 33, 130}) {
       auto keys = Random(static_cast<int64_t>(n) * dim, 11 + n + dim);
       auto q = Random(kKvMaxGroup * sh.hd, 5 + dim);
       auto p = Random(kKvMaxGroup * n, 3 + n);
@@ -195,9 +197,9 @@ TEST(KvKernels, EveryTierMatchesTheReferenceOnOddShapes) {
           if (s.lo) lo = s.lo_slot ? (s.lo_slot[i] < 0 ? nullptr : s.lo + s.lo_slot[i] * s.lo_stride) : s.lo + i * s.lo_stride;
           KvDequantizeRow(s.kind, s.rows + i * s.stride, lo, dim, deq.data() + i * dim);
         }
-        // Queries per call: 1-4 have their own compiled paths in the SIMD tiers (fp32
-        // prefill tiles), more are GQA groups (up to kKvMaxGroup).
-        for (int32_t nq : {1, 2, 3, 4, 5, kKvMaxGroup}) {
+        // Queries per call: 1-4 have their own compiled paths in the SIMD tiers, the fp32
+        // prefill tiles have up to 8, GQA groups up to kKvMaxGroup.
+        for (int32_t nq : {1, 2, 3, 4, 5, 8, kKvMaxGroup}) {
           for (int32_t h = 0; h < sh.heads; ++h) {
             const int64_t off = static_cast<int64_t>(h) * sh.hd;
             ExpectSpanMatchesReference(

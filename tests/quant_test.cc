@@ -295,9 +295,9 @@ namespace {
 
 // The vectorised exp behind SwiGLU and softmax: within 4 ulp-ish (2e-7 relative) of libm
 // on every tier, over the range the model sees (including large |x| that must clamp, not
-// overflow to inf or produce NaN).
+// overflow to inf or produce NaN); the softmax's max and rescaling exact, with tails.
 TEST(Kernels, SwiGluAndExpSumMatchLibmOnEveryTier) {
-  for (int64_t n : {1, 7, 8, 9, 31, 33, 172, 1023}) {
+  for (int64_t n : {1, 7, 8, 9, 15, 16, 17, 31, 33, 48, 63, 172, 1023}) {
     auto g = Gaussian(n, n + 3), u = Gaussian(n, n + 4);
     for (int64_t i = 0; i < n; i += 5) g[i] *= 30.0f;  // some large gates: exp(-g) near its limits
     std::vector<float> want(n);
@@ -315,6 +315,13 @@ TEST(Kernels, SwiGluAndExpSumMatchLibmOnEveryTier) {
       for (int64_t i = 0; i < n; ++i) {
         ASSERT_NEAR(out[i], want[i], 2e-6f * std::fabs(want[i]) + 1e-30f) << k->isa << " n=" << n << " g=" << g[i];
       }
+      ASSERT_EQ(k->max_f32(x.data(), n), mx) << k->isa << " n=" << n;
+      std::vector<float> y = x;
+      y[n - 1] = mx + 1.0f;  // the max in the tail
+      ASSERT_EQ(k->max_f32(y.data(), n), mx + 1.0f) << k->isa << " n=" << n;
+      std::vector<float> sc = x;
+      k->scale_f32(sc.data(), n, 0.37f);
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(sc[i], x[i] * 0.37f) << k->isa << " n=" << n;
       std::vector<float> e = x;
       const float sum = k->exp_sum_f32(e.data(), n, mx);
       EXPECT_NEAR(sum, want_sum, 1e-6 * want_sum) << k->isa;

@@ -16,6 +16,8 @@ float DotF32(const float* a, const float* b, int64_t n);
 void F16ToF32(const uint16_t* src, float* dst, int64_t n);
 void SwiGluF32(float* gate, const float* up, int64_t n);
 float ExpSumF32(float* x, int64_t n, float sub);
+float MaxF32(const float* x, int64_t n);
+void ScaleF32(float* x, int64_t n, float s);
 void QuantizeAct(const float* x, int64_t x_stride, int64_t n_tok, int64_t n, QuantAct* a);
 void NormQuantAct(const float* x, const float* w, float scale, float* out, int64_t n, QuantAct* a, int64_t t);
 void SwiGluQuantAct(float* gate, const float* up, int64_t n, QuantAct* a, int64_t t);
@@ -35,6 +37,9 @@ void GemmEqPacked(EqType t, const uint8_t* packed, int64_t rows, int64_t cols, i
                   const QuantAct& a, int64_t n_tok, float* y, int64_t y_stride);
 }  // namespace avxvnni
 namespace avx512vnni {
+float ExpSumF32(float* x, int64_t n, float sub);
+float MaxF32(const float* x, int64_t n);
+void ScaleF32(float* x, int64_t n, float s);
 void PackEq16(EqType t, const uint8_t* w, uint64_t row_bytes, int64_t rows, int64_t cols, uint8_t* out);
 uint64_t PackedEqBytes16(EqType t, int64_t rows, int64_t cols);
 void QuantizeAct(const float* x, int64_t x_stride, int64_t n_tok, int64_t n, QuantAct* a);
@@ -42,6 +47,10 @@ void GemmEq(EqType type, const uint8_t* w, uint64_t row_bytes, int64_t r0, int64
             const QuantAct& a, int64_t n_tok, float* y, int64_t y_stride);
 void GemmEqPacked(EqType t, const uint8_t* packed, int64_t rows, int64_t cols, int64_t g0, int64_t g1,
                   const QuantAct& a, int64_t n_tok, float* y, int64_t y_stride);
+void KvScores(const KvSpan& s, int64_t off, int32_t hd, const float* q, int32_t nq, int64_t q_stride, float scale,
+              float* out, int64_t out_stride);
+void KvAccum(const KvSpan& s, int64_t off, int32_t hd, const float* p, int32_t nq, int64_t p_stride, float* out,
+             int64_t out_stride);
 }  // namespace avx512vnni
 #endif
 
@@ -71,6 +80,8 @@ KernelTable Generic() {
   t.f16_to_f32 = generic::F16ToF32;
   t.swiglu_f32 = generic::SwiGluF32;
   t.exp_sum_f32 = generic::ExpSumF32;
+  t.max_f32 = generic::MaxF32;
+  t.scale_f32 = generic::ScaleF32;
   t.quantize_act = generic::QuantizeAct;
   t.norm_quant_act = generic::NormQuantAct;
   t.swiglu_quant_act = generic::SwiGluQuantAct;
@@ -98,6 +109,8 @@ bool MakeTier(const std::string& tier, KernelTable* out) {
     out->f16_to_f32 = avx2::F16ToF32;
     out->swiglu_f32 = avx2::SwiGluF32;
     out->exp_sum_f32 = avx2::ExpSumF32;
+    out->max_f32 = avx2::MaxF32;
+    out->scale_f32 = avx2::ScaleF32;
     out->quantize_act = avx2::QuantizeAct;
     out->norm_quant_act = avx2::NormQuantAct;
     out->swiglu_quant_act = avx2::SwiGluQuantAct;
@@ -117,7 +130,8 @@ bool MakeTier(const std::string& tier, KernelTable* out) {
     out->gemm_eq_packed = avxvnni::GemmEqPacked;
     return true;
   }
-  // AVX-512 VNNI: 512-bit vpdpbusd over 16-row groups (rows16-x86).
+  // AVX-512 VNNI: 512-bit vpdpbusd over 16-row groups (rows16-x86); 512-bit fp32/f16
+  // attention and softmax loops (the quantized KV kinds keep the AVX2 loops).
   if (tier == "avx512vnni" && has_avx2 && f.avx512f && f.avx512vl && f.avx512bw && f.avx512vnni) {
     MakeTier("avx2", out);
     out->isa = "avx512vnni";
@@ -127,6 +141,11 @@ bool MakeTier(const std::string& tier, KernelTable* out) {
     out->packed_eq_bytes = avx512vnni::PackedEqBytes16;
     out->pack_rows = kRows16X86.rows;
     out->pack_layout = "rows16-x86";
+    out->exp_sum_f32 = avx512vnni::ExpSumF32;
+    out->max_f32 = avx512vnni::MaxF32;
+    out->scale_f32 = avx512vnni::ScaleF32;
+    out->kv_scores = avx512vnni::KvScores;
+    out->kv_accum = avx512vnni::KvAccum;
     return true;
   }
 #endif

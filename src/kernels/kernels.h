@@ -22,6 +22,9 @@ struct KernelTable {
   void (*swiglu_f32)(float* gate, const float* up, int64_t n) = nullptr;
   // x[i] = exp(x[i] - sub); returns the sum (softmax).
   float (*exp_sum_f32)(float* x, int64_t n, float sub) = nullptr;
+  // max_i x[i] (n >= 1), and x[i] *= s: an online softmax's running max and rescaling.
+  float (*max_f32)(const float* x, int64_t n) = nullptr;
+  void (*scale_f32)(float* x, int64_t n, float s) = nullptr;
   // Dynamic activation quantization and the integer W4/W8 x A8 matrix kernel.
   QuantizeActFn quantize_act = nullptr;
   GemmEqFn gemm_eq = nullptr;
@@ -58,6 +61,8 @@ void AxpyF32(float a, const float* x, float* y, int64_t n);
 void F16ToF32(const uint16_t* src, float* dst, int64_t n);
 void SwiGluF32(float* gate, const float* up, int64_t n);
 float ExpSumF32(float* x, int64_t n, float sub);
+float MaxF32(const float* x, int64_t n);
+void ScaleF32(float* x, int64_t n, float s);
 void QuantizeAct(const float* x, int64_t x_stride, int64_t n_tok, int64_t n, QuantAct* a);
 // Block b of token row t of `a` from v[0..valid) (the rest zero): the reference rounding.
 void QuantizeActBlock(const float* v, int64_t valid, QuantAct* a, int64_t t, int64_t b);

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cmath>
 
 #include "core/fp16.h"
@@ -40,6 +41,26 @@ float ExpSumF32(float* x, int64_t n, float sub) {
     sum += x[i];
   }
   return sum;
+}
+
+// Eight running maxima, as DotF32: no serial chain of compares through the whole row.
+float MaxF32(const float* x, int64_t n) {
+  float m = x[0];
+  int64_t i = 0;
+  if (n >= 8) {
+    float acc[8];
+    for (int k = 0; k < 8; ++k) acc[k] = x[k];
+    for (i = 8; i + 8 <= n; i += 8) {
+      for (int k = 0; k < 8; ++k) acc[k] = std::max(acc[k], x[i + k]);
+    }
+    for (int k = 0; k < 8; ++k) m = std::max(m, acc[k]);
+  }
+  for (; i < n; ++i) m = std::max(m, x[i]);
+  return m;
+}
+
+void ScaleF32(float* x, int64_t n, float s) {
+  for (int64_t i = 0; i < n; ++i) x[i] *= s;
 }
 
 }  // namespace edgeq::generic

@@ -132,4 +132,28 @@ float ExpSumF32(float* x, int64_t n, float sub) {
   return _mm_cvtss_f32(s4) + generic::ExpSumF32(x + i, n - i, sub);
 }
 
+float MaxF32(const float* x, int64_t n) {
+  if (n < 8) return generic::MaxF32(x, n);
+  __m256 m0 = _mm256_loadu_ps(x), m1 = m0;
+  int64_t i = 8;
+  for (; i + 16 <= n; i += 16) {
+    m0 = _mm256_max_ps(m0, _mm256_loadu_ps(x + i));
+    m1 = _mm256_max_ps(m1, _mm256_loadu_ps(x + i + 8));
+  }
+  if (i + 8 <= n) m0 = _mm256_max_ps(m0, _mm256_loadu_ps(x + i));
+  m0 = _mm256_max_ps(m0, _mm256_loadu_ps(x + n - 8));  // the last 8 again: the tail, no scalar loop
+  m0 = _mm256_max_ps(m0, m1);
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(m0), _mm256_extractf128_ps(m0, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_movehdup_ps(m));
+  return _mm_cvtss_f32(m);
+}
+
+void ScaleF32(float* x, int64_t n, float s) {
+  const __m256 vs = _mm256_set1_ps(s);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), vs));
+  for (; i < n; ++i) x[i] *= s;
+}
+
 }  // namespace edgeq::avx2

@@ -153,9 +153,18 @@ void Accum(const KvSpan& s, int64_t off, int32_t hd, const float* p, int32_t nq,
 }
 
 // One kind and key layout: the compile-time query counts 1-4, any other nq at run time.
+// fp32/f16 rows (nothing to dequantize, so nothing shared is lost by splitting): more than
+// 4 queries (the fp32 path's prefill tiles) as calls of at most 4, in registers.
 template <KvKernel K, bool C>
 void ScoresNq(const KvSpan& s, int64_t off, int32_t hd, const float* q, int32_t nq, int64_t q_stride, float scale,
               float* out, int64_t out_stride) {
+  if ((K == KvKernel::kF32 || K == KvKernel::kF16) && nq > 4) {
+    for (int32_t j = 0; j < nq; j += 4) {
+      ScoresNq<K, C>(s, off, hd, q + j * q_stride, std::min(4, nq - j), q_stride, scale, out + j * out_stride,
+                     out_stride);
+    }
+    return;
+  }
   switch (nq) {
     case 1: return Scores<K, C, 1>(s, off, hd, q, nq, q_stride, scale, out, out_stride);
     case 2: return Scores<K, C, 2>(s, off, hd, q, nq, q_stride, scale, out, out_stride);
@@ -168,6 +177,12 @@ void ScoresNq(const KvSpan& s, int64_t off, int32_t hd, const float* q, int32_t 
 template <KvKernel K, bool C>
 void AccumNq(const KvSpan& s, int64_t off, int32_t hd, const float* p, int32_t nq, int64_t p_stride, float* out,
              int64_t out_stride) {
+  if ((K == KvKernel::kF32 || K == KvKernel::kF16) && nq > 4) {
+    for (int32_t j = 0; j < nq; j += 4) {
+      AccumNq<K, C>(s, off, hd, p + j * p_stride, std::min(4, nq - j), p_stride, out + j * out_stride, out_stride);
+    }
+    return;
+  }
   switch (nq) {
     case 1: return Accum<K, C, 1>(s, off, hd, p, nq, p_stride, out, out_stride);
     case 2: return Accum<K, C, 2>(s, off, hd, p, nq, p_stride, out, out_stride);
