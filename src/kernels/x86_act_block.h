@@ -13,7 +13,11 @@
 namespace edgeq {
 namespace {
 
-inline void QuantizeActBlock32Avx2(__m256 v0, __m256 v1, __m256 v2, __m256 v3, QuantAct* a, int64_t t, int64_t b) {
+// always_inline: GCC 12 inlines it into one caller per TU at most (quant.cc's
+// QuantizeAct) and calls it from the fused NormQuantAct/SwiGluQuantAct, passing the block
+// through the stack; inlined, avx2 norm_quant_act at 288 wide takes 0.4x the time.
+[[gnu::always_inline]] inline void QuantizeActBlock32Avx2(__m256 v0, __m256 v1, __m256 v2, __m256 v3, QuantAct* a,
+                                                          int64_t t, int64_t b) {
   const __m256 sign = _mm256_set1_ps(-0.0f);
   __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
                            _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
