@@ -37,7 +37,6 @@ void GemmEqPacked(EqType t, const uint8_t* packed, int64_t rows, int64_t cols, i
 namespace avx512vnni {
 void PackEq16(EqType t, const uint8_t* w, uint64_t row_bytes, int64_t rows, int64_t cols, uint8_t* out);
 uint64_t PackedEqBytes16(EqType t, int64_t rows, int64_t cols);
-void QuantizeAct(const float* x, int64_t x_stride, int64_t n_tok, int64_t n, QuantAct* a);
 void GemmEq(EqType type, const uint8_t* w, uint64_t row_bytes, int64_t r0, int64_t r1, int64_t cols,
             const QuantAct& a, int64_t n_tok, float* y, int64_t y_stride);
 void GemmEqPacked(EqType t, const uint8_t* packed, int64_t rows, int64_t cols, int64_t g0, int64_t g1,
