@@ -121,8 +121,9 @@ bool MakeTier(const std::string& tier, KernelTable* out) {
   }
   // AVX-512 VNNI: 512-bit vpdpbusd over 16-row groups (rows16-x86) and 512-bit activation
   // quantizers (x86_avx512vnni/act.cc); the fp32 kernels stay AVX2 (swiglu_quant_act
-  // reproduces avx2::SwiGluF32's values).
-  if (tier == "avx512vnni" && has_avx2 && f.avx512f && f.avx512vl && f.avx512bw && f.avx512vnni) {
+  // reproduces avx2::SwiGluF32's values). DQ too: the folder is compiled with -mavx512dq
+  // and GCC uses it unasked (vandps zmm, kmovb in act.cc); every VNNI CPU has it.
+  if (tier == "avx512vnni" && has_avx2 && f.avx512f && f.avx512vl && f.avx512bw && f.avx512dq && f.avx512vnni) {
     MakeTier("avx2", out);
     out->isa = "avx512vnni";
     out->quantize_act = avx512vnni::QuantizeAct;
