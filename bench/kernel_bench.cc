@@ -181,6 +181,39 @@ void BM_KvPrefill(benchmark::State& state, const char* tier, int32_t hd, int32_t
   }
 }
 
+// The fused producers over n_tok token rows of `cols` (one call per row, as the graph
+// makes them). SwiGLU works in place: each call first copies its row of gates back from
+// a pristine copy (included in the time: ~cols*4 bytes from L1), or repeated calls
+// would drive the values to Inf/NaN or subnormals.
+void BM_FusedQuant(benchmark::State& state, const char* tier, bool swiglu, int64_t n_tok, int64_t cols) {
+  const KernelTable* kt = KernelsForTier(tier);
+  if (kt == nullptr) {
+    state.SkipWithError("tier not available on this CPU");
+    return;
+  }
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd(0.0f, 2.0f);
+  std::vector<float> x(n_tok * cols), w(cols), y(n_tok * cols), out(n_tok * cols);
+  for (auto& v : x) v = nd(rng);
+  for (auto& v : w) v = nd(rng);
+  for (auto& v : y) v = nd(rng);
+  std::vector<uint8_t> amem(QuantActBytes(n_tok, cols));
+  QuantAct a = MakeQuantAct(amem.data(), n_tok, cols);
+  for (auto _ : state) {
+    for (int64_t t = 0; t < n_tok; ++t) {
+      if (swiglu) {
+        std::copy_n(x.data() + t * cols, cols, out.data() + t * cols);
+        kt->swiglu_quant_act(out.data() + t * cols, y.data() + t * cols, cols, &a, t);
+      } else {
+        kt->norm_quant_act(x.data() + t * cols, w.data(), 0.37f, out.data() + t * cols, cols, &a, t);
+      }
+    }
+    benchmark::DoNotOptimize(a.q);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * n_tok * cols * sizeof(float)));
+}
+
 int Register() {
   struct T {
     const char* name;
@@ -208,9 +241,20 @@ int Register() {
         }
       }
     }
-    for (int64_t n_tok : {1, 64}) {
-      const std::string name = std::string("quantize_act/") + tier + "/2048/tok" + std::to_string(n_tok);
-      benchmark::RegisterBenchmark(name.c_str(), BM_QuantizeAct, tier, n_tok, 2048)->Unit(benchmark::kMicrosecond);
+    // Activation quantizers at stories15m's (288, 768) and tinyllama's (2048, 5632) widths.
+    for (int64_t cols : {288, 768, 2048, 5632}) {
+      for (int64_t n_tok : {1, 64}) {
+        const std::string w = "/" + std::to_string(cols) + "/tok" + std::to_string(n_tok);
+        benchmark::RegisterBenchmark(("quantize_act/" + std::string(tier) + w).c_str(), BM_QuantizeAct, tier, n_tok,
+                                     cols)
+            ->Unit(benchmark::kMicrosecond);
+        benchmark::RegisterBenchmark(("norm_quant_act/" + std::string(tier) + w).c_str(), BM_FusedQuant, tier, false,
+                                     n_tok, cols)
+            ->Unit(benchmark::kMicrosecond);
+        benchmark::RegisterBenchmark(("swiglu_quant_act/" + std::string(tier) + w).c_str(), BM_FusedQuant, tier, true,
+                                     n_tok, cols)
+            ->Unit(benchmark::kMicrosecond);
+      }
     }
     for (int32_t tile : {1, 4, 8, 16}) {
       const std::string name = std::string("kv_prefill/") + tier + "/hd48/tile" + std::to_string(tile) + "/tok128";

@@ -131,23 +131,96 @@ std::vector<const KernelTable*> Tiers() {
   return v;
 }
 
-TEST(EqKernels, ActivationQuantizationMatchesReferenceOnEveryTier) {
+bool SameBits(float x, float y) { return std::memcmp(&x, &y, sizeof(float)) == 0; }
+
+// Every tier's quantize_act of n_tok rows of n values (x_stride apart) against the
+// generic reference: the same codes and sums, and the same bits of d and c (so NaN
+// scales compare equal).
+void ExpectQuantizeActMatchesGeneric(const std::vector<float>& x, int64_t n_tok, int64_t n, int64_t x_stride,
+                                     const char* what) {
   const KernelTable* ref = KernelsForTier("generic");
   ASSERT_NE(ref, nullptr);
-  for (int64_t n : {1, 31, 32, 33, 172, 288, 1023}) {
-    auto x = Gaussian(3 * n, n, 13);
-    std::vector<uint8_t> m1(QuantActBytes(3, n)), m2(QuantActBytes(3, n));
-    QuantAct a = MakeQuantAct(m1.data(), 3, n), b = MakeQuantAct(m2.data(), 3, n);
-    ref->quantize_act(x.data(), n, 3, n, &a);
-    for (const KernelTable* k : Tiers()) {
-      k->quantize_act(x.data(), n, 3, n, &b);
-      for (int64_t i = 0; i < 3 * a.nb * kActBlock; ++i) ASSERT_EQ(a.q[i], b.q[i]) << k->isa << " n=" << n << " i=" << i;
-      for (int64_t i = 0; i < 3 * a.nb; ++i) {
-        ASSERT_EQ(a.d[i], b.d[i]) << k->isa;
-        ASSERT_EQ(a.s[i], b.s[i]) << k->isa;
-        ASSERT_EQ(b.c[i], b.d[i] * static_cast<float>(b.s[i])) << k->isa << ": c must be d * s";
+  std::vector<uint8_t> m1(QuantActBytes(n_tok, n)), m2(QuantActBytes(n_tok, n));
+  QuantAct a = MakeQuantAct(m1.data(), n_tok, n), b = MakeQuantAct(m2.data(), n_tok, n);
+  ref->quantize_act(x.data(), x_stride, n_tok, n, &a);
+  for (const KernelTable* k : Tiers()) {
+    std::memset(m2.data(), 0x5A, m2.size());  // nothing left over from the previous tier
+    k->quantize_act(x.data(), x_stride, n_tok, n, &b);
+    for (int64_t i = 0; i < n_tok * a.nb * kActBlock; ++i) {
+      ASSERT_EQ(a.q[i], b.q[i]) << k->isa << " " << what << " n=" << n << " i=" << i;
+    }
+    for (int64_t i = 0; i < n_tok * a.nb; ++i) {
+      ASSERT_TRUE(SameBits(a.d[i], b.d[i])) << k->isa << " " << what << " n=" << n << " block " << i;
+      ASSERT_EQ(a.s[i], b.s[i]) << k->isa << " " << what << " n=" << n << " block " << i;
+      ASSERT_TRUE(SameBits(a.c[i], b.c[i])) << k->isa << " " << what << " n=" << n << " block " << i;
+      ASSERT_TRUE(SameBits(b.c[i], b.d[i] * static_cast<float>(b.s[i]))) << k->isa << ": c must be d * s";
+    }
+  }
+}
+
+// Lengths cover the SIMD tiers' block groupings (1, 2, 4 and 8 blocks at a time: 224 is
+// 4+2+1 blocks, 480 is 8+4+2+1), partial tails and the model widths (288, 768:
+// stories15m; 2048, 5632: tinyllama); rows with a stride longer than the row too.
+TEST(EqKernels, ActivationQuantizationMatchesReferenceOnEveryTier) {
+  for (int64_t n : {1, 31, 32, 33, 64, 96, 128, 160, 172, 224, 256, 288, 480, 768, 1023, 2048, 5632}) {
+    ExpectQuantizeActMatchesGeneric(Gaussian(3 * n, n, 13), 3, n, n, "gaussian");
+    ExpectQuantizeActMatchesGeneric(Gaussian(2 * (n + 19), n + 1), 2, n, n + 19, "strided");
+  }
+}
+
+// Values where a shortcut would show: exact ties of v / d (round half to even), all-zero
+// blocks, blocks whose max is so small that d is subnormal (1/d finite, or Inf), or 0;
+// NaN and +-Inf at every place of a group of eight blocks, and whole rows of them.
+TEST(EqKernels, ActivationQuantizationEdgeValuesMatchReferenceOnEveryTier) {
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  for (int64_t n : {32, 64, 96, 128, 160, 224, 256, 288, 480, 2048}) {
+    const int64_t nb = n / kActBlock;
+    std::vector<float> x = Gaussian(n, n + 7);
+    for (int64_t b = 0; b < nb; ++b) {
+      float* v = x.data() + b * kActBlock;
+      switch (b % 8) {
+        case 0:  // d = 1 exactly: v / d = k + 0.5 ties both ways
+          for (int i = 0; i < kActBlock; ++i) v[i] = static_cast<float>(i % 9) - 4.5f;
+          v[7] = 127.0f;
+          break;
+        case 1:
+          for (int i = 0; i < kActBlock; ++i) v[i] = 0.0f;
+          v[3] = -0.0f;
+          break;
+        case 2:  // max ~5e-37: d subnormal, 1/d finite (the codes still span +-127)
+          for (int i = 0; i < kActBlock; ++i) v[i] *= 2e-37f;
+          v[9] = -5e-37f;
+          break;
+        case 3:  // max 1e-38: 1/d overflows to Inf
+          for (int i = 0; i < kActBlock; ++i) v[i] *= 3e-39f;
+          v[0] = 0.0f;
+          v[30] = 1e-38f;
+          break;
+        case 4:
+          v[b % kActBlock] = nan;
+          break;
+        case 5:
+          v[31] = inf;
+          break;
+        case 6:  // max 1e-44: d rounds to 0
+          for (int i = 0; i < kActBlock; ++i) v[i] = i % 3 == 0 ? 1e-44f : -1e-45f;
+          break;
+        case 7:  // -NaN: the x86 default NaN (0 * Inf) has the sign bit set
+          v[0] = -inf;
+          v[1] = nan;
+          v[17] = -nan;
+          break;
       }
     }
+    // Rotated by 0-7 blocks, so each case meets each position in a group of eight.
+    for (int64_t r = 0; r < std::min<int64_t>(nb, 8); ++r) {
+      std::vector<float> y = x;
+      std::rotate(y.begin(), y.begin() + r * kActBlock, y.end());
+      ExpectQuantizeActMatchesGeneric(y, 1, n, n, "edge values");
+    }
+    ExpectQuantizeActMatchesGeneric(std::vector<float>(n, nan), 1, n, n, "all NaN");
+    ExpectQuantizeActMatchesGeneric(std::vector<float>(n, -nan), 1, n, n, "all -NaN");
+    ExpectQuantizeActMatchesGeneric(std::vector<float>(n, -inf), 1, n, n, "all -Inf");
   }
 }
 

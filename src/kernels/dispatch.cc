@@ -43,6 +43,8 @@ void ScaleF32(float* x, int64_t n, float s);
 void PackEq16(EqType t, const uint8_t* w, uint64_t row_bytes, int64_t rows, int64_t cols, uint8_t* out);
 uint64_t PackedEqBytes16(EqType t, int64_t rows, int64_t cols);
 void QuantizeAct(const float* x, int64_t x_stride, int64_t n_tok, int64_t n, QuantAct* a);
+void NormQuantAct(const float* x, const float* w, float scale, float* out, int64_t n, QuantAct* a, int64_t t);
+void SwiGluQuantAct(float* gate, const float* up, int64_t n, QuantAct* a, int64_t t);
 void GemmEq(EqType type, const uint8_t* w, uint64_t row_bytes, int64_t r0, int64_t r1, int64_t cols,
             const QuantAct& a, int64_t n_tok, float* y, int64_t y_stride);
 void GemmEqPacked(EqType t, const uint8_t* packed, int64_t rows, int64_t cols, int64_t g0, int64_t g1,
@@ -130,11 +132,17 @@ bool MakeTier(const std::string& tier, KernelTable* out) {
     out->gemm_eq_packed = avxvnni::GemmEqPacked;
     return true;
   }
-  // AVX-512 VNNI: 512-bit vpdpbusd over 16-row groups (rows16-x86); 512-bit fp32/f16
-  // attention and softmax loops (the quantized KV kinds keep the AVX2 loops).
-  if (tier == "avx512vnni" && has_avx2 && f.avx512f && f.avx512vl && f.avx512bw && f.avx512vnni) {
+  // AVX-512 VNNI: 512-bit vpdpbusd over 16-row groups (rows16-x86), 512-bit activation
+  // quantizers (x86_avx512vnni/act.cc), and 512-bit fp32/f16 attention and softmax loops
+  // (the quantized KV kinds keep the AVX2 loops). swiglu_f32 stays AVX2 (swiglu_quant_act
+  // reproduces avx2::SwiGluF32's values). DQ too: the folder is compiled with -mavx512dq
+  // and GCC uses it unasked (vandps zmm, kmovb in act.cc); every VNNI CPU has it.
+  if (tier == "avx512vnni" && has_avx2 && f.avx512f && f.avx512vl && f.avx512bw && f.avx512dq && f.avx512vnni) {
     MakeTier("avx2", out);
     out->isa = "avx512vnni";
+    out->quantize_act = avx512vnni::QuantizeAct;
+    out->norm_quant_act = avx512vnni::NormQuantAct;
+    out->swiglu_quant_act = avx512vnni::SwiGluQuantAct;
     out->gemm_eq = avx512vnni::GemmEq;
     out->gemm_eq_packed = avx512vnni::GemmEqPacked;
     out->pack_eq = avx512vnni::PackEq16;

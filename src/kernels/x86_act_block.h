@@ -1,9 +1,8 @@
 // One full 32-value activation block quantized with AVX2 (4 registers of 8 floats) into
 // block b of token row t of a QuantAct: d = max|v| / 127, codes rounded to nearest even
 // (the reference's lrintf), with quant_act.h's NaN/Inf rules (NaN -> code 0, codes clamped,
-// a NaN block's scale NaN). Shared by the activation quantizer (x86_quant_impl.h) and
-// the fused RMSNorm/SwiGLU quantizers (x86_avx2/f32.cc). Include only from TUs compiled
-// with AVX2.
+// a NaN block's scale NaN). Used by the AVX2 activation quantizer and the fused
+// RMSNorm/SwiGLU quantizers (x86_avx2/f32.cc). Include only from TUs compiled with AVX2.
 #pragma once
 
 #include <immintrin.h>
@@ -13,7 +12,10 @@
 namespace edgeq {
 namespace {
 
-inline void QuantizeActBlock32Avx2(__m256 v0, __m256 v1, __m256 v2, __m256 v3, QuantAct* a, int64_t t, int64_t b) {
+// always_inline: with several callers in a TU GCC 12 calls it out of line, passing the
+// block through the stack; inlined, avx2 norm_quant_act at 288 wide takes 0.5x the time.
+[[gnu::always_inline]] inline void QuantizeActBlock32Avx2(__m256 v0, __m256 v1, __m256 v2, __m256 v3, QuantAct* a,
+                                                          int64_t t, int64_t b) {
   const __m256 sign = _mm256_set1_ps(-0.0f);
   __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
                            _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));

@@ -10,7 +10,6 @@
 
 #include "core/fp16.h"
 #include "kernels/kernels.h"
-#include "kernels/x86_act_block.h"
 
 namespace edgeq::EDGEQ_KNS {
 namespace {
@@ -43,21 +42,6 @@ inline __m256i Nibbles(const uint8_t* qs, int g, int k) {
 }
 
 }  // namespace
-
-void QuantizeAct(const float* x, int64_t x_stride, int64_t n_tok, int64_t n, QuantAct* a) {
-  for (int64_t t = 0; t < n_tok; ++t) {
-    const float* row = x + t * x_stride;
-    for (int64_t b = 0; b < a->nb; ++b) {
-      const int64_t lo = b * kActBlock;
-      if (lo + kActBlock > n) {  // partial tail block: the scalar reference's
-        generic::QuantizeActBlock(row + lo, n - lo, a, t, b);
-        continue;
-      }
-      QuantizeActBlock32Avx2(_mm256_loadu_ps(row + lo), _mm256_loadu_ps(row + lo + 8), _mm256_loadu_ps(row + lo + 16),
-                             _mm256_loadu_ps(row + lo + 24), a, t, b);
-    }
-  }
-}
 
 void GemmEq(EqType type, const uint8_t* w, uint64_t row_bytes, int64_t r0, int64_t r1, int64_t cols,
             const QuantAct& a, int64_t n_tok, float* y, int64_t y_stride) {

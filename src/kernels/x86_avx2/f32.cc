@@ -80,6 +80,21 @@ inline __m256 Silu8Mul(__m256 g, __m256 u) {  // SwiGluF32's vector body
 
 }  // namespace
 
+void QuantizeAct(const float* x, int64_t x_stride, int64_t n_tok, int64_t n, QuantAct* a) {
+  for (int64_t t = 0; t < n_tok; ++t) {
+    const float* row = x + t * x_stride;
+    for (int64_t b = 0; b < a->nb; ++b) {
+      const int64_t lo = b * kActBlock;
+      if (lo + kActBlock > n) {  // partial tail block: the scalar reference's
+        generic::QuantizeActBlock(row + lo, n - lo, a, t, b);
+        continue;
+      }
+      QuantizeActBlock32Avx2(_mm256_loadu_ps(row + lo), _mm256_loadu_ps(row + lo + 8), _mm256_loadu_ps(row + lo + 16),
+                             _mm256_loadu_ps(row + lo + 24), a, t, b);
+    }
+  }
+}
+
 void NormQuantAct(const float* x, const float* w, float scale, float* out, int64_t n, QuantAct* a, int64_t t) {
   const __m256 vs = _mm256_set1_ps(scale);
   int64_t b = 0;
