@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <set>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -130,21 +131,29 @@ TEST(ThreadPool, ParallelForGuidedCoversEveryIndexOnceWithShrinkingChunks) {
   for (int threads : {1, 2, 3}) {
     ThreadPool pool(threads);
     for (int64_t n : {0, 1, 2, 7, 64, 353, 5000}) {
-      for (int64_t max_chunk : {1, 4, 37}) {
+      for (auto [min_chunk, max_chunk] : {std::pair<int64_t, int64_t>{1, 1}, {1, 4}, {1, 37}, {3, 37}, {10, 10}}) {
         std::vector<std::atomic<int>> hits(n + 1);
-        std::atomic<int64_t> largest{0}, last_size{-1};
-        pool.ParallelForGuided(n, max_chunk, [&](int, int64_t b, int64_t e) {
+        std::atomic<int64_t> largest{0}, smallest{n + 1}, last_size{-1}, claims{0};
+        pool.ParallelForGuided(n, min_chunk, max_chunk, [&](int, int64_t b, int64_t e) {
           ASSERT_LT(b, e);
           int64_t l = largest.load();
           while (e - b > l && !largest.compare_exchange_weak(l, e - b)) {}
           if (e == n) last_size = e - b;
+          else {
+            int64_t sm = smallest.load();
+            while (e - b < sm && !smallest.compare_exchange_weak(sm, e - b)) {}
+          }
+          claims.fetch_add(1);
           for (int64_t i = b; i < e; ++i) hits[i].fetch_add(1, std::memory_order_relaxed);
         });
         for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[i].load(), 1) << "n=" << n << " index " << i;
         EXPECT_EQ(hits[n].load(), 0);
-        if (threads > 1 && n > 1) {
+        if (n <= min_chunk || threads == 1) {
+          EXPECT_LE(claims.load(), 1) << "n=" << n << ": small work runs in one call";
+        } else {
           EXPECT_LE(largest.load(), max_chunk) << "n=" << n;
-          EXPECT_EQ(last_size.load(), 1) << "n=" << n << ": the last claim takes one index";
+          if (smallest.load() <= n) EXPECT_GE(smallest.load(), min_chunk) << "n=" << n;
+          if (min_chunk == 1 && n > 1) EXPECT_EQ(last_size.load(), 1) << "n=" << n << ": the tail shrinks to one";
         }
       }
     }

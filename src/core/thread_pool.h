@@ -78,13 +78,17 @@ class ThreadPool {
 
   // Like ParallelForDynamic, but a claim takes max_chunk only while plenty is left: once
   // fewer than 2 * n_threads * max_chunk indices remain, a claim takes a
-  // (2 * n_threads)-th of the rest, down to 1. The last chunks are small, so threads
-  // finish together (the others wait at the end of every op for the slowest one), while
-  // the bulk is still claimed in large chunks (few claims, long contiguous runs).
+  // (2 * n_threads)-th of the rest, down to min_chunk. The last chunks are small, so
+  // threads finish together (the others wait at the end of every op for the slowest
+  // one), while the bulk is still claimed in large chunks (few claims, long contiguous
+  // runs). No claim is smaller than min_chunk (but the last), and work of at most
+  // min_chunk indices runs on the caller alone: a claim and a hand-off cost about a
+  // microsecond, more than a tiny op gains from a second thread.
   template <typename F>
-  void ParallelForGuided(int64_t n, int64_t max_chunk, F&& body) {
-    if (max_chunk < 1) max_chunk = 1;
-    if (n_threads_ == 1 || n <= 1) {
+  void ParallelForGuided(int64_t n, int64_t min_chunk, int64_t max_chunk, F&& body) {
+    if (min_chunk < 1) min_chunk = 1;
+    if (max_chunk < min_chunk) max_chunk = min_chunk;
+    if (n_threads_ == 1 || n <= min_chunk) {
       if (n > 0) body(0, int64_t{0}, n);
       return;
     }
@@ -94,7 +98,7 @@ class ThreadPool {
       int64_t b = next.load(std::memory_order_relaxed);
       for (;;) {
         if (b >= n) break;
-        const int64_t take = std::clamp<int64_t>((n - b) / div, 1, max_chunk);
+        const int64_t take = std::min(n - b, std::clamp<int64_t>((n - b) / div, min_chunk, max_chunk));
         if (!next.compare_exchange_weak(b, b + take, std::memory_order_relaxed)) continue;  // b reloaded
         body(ti, b, b + take);
         b = next.load(std::memory_order_relaxed);
