@@ -20,6 +20,7 @@
 #include <type_traits>
 
 #include "kernels/kernels.h"
+#include "kernels/x86_avx512_exp.h"
 
 namespace edgeq {
 namespace avx2 {
@@ -187,25 +188,8 @@ template <class F>
   return b;
 }
 
-// x86_avx2/f32.cc's Exp8 and Silu8Mul in 16 lanes, operation for operation (each is IEEE-exact
-// per lane, so the values are the same floats).
-[[gnu::always_inline]] inline __m512 Exp16(__m512 x) {
-  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.7f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.0f / 720.0f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
-  return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
-}
-
+// x86_avx2/f32.cc's Silu8Mul in 16 lanes, operation for operation (with Exp16,
+// kernels/x86_avx512_exp.h: each step is IEEE-exact per lane, so the values are the same floats).
 [[gnu::always_inline]] inline __m512 Silu16Mul(__m512 g, __m512 u) {
   const __m512 e = Exp16(_mm512_sub_ps(_mm512_setzero_ps(), g));
   return _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), e)), u);
