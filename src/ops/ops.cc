@@ -152,11 +152,10 @@ void MatMulMulti(const MatMulOut* outs, int n_out, const float* x, int64_t x_str
       total += (outs[j0 + j].w->rows + unit_rows - 1) / unit_rows;
     }
     first[n_fused] = total;
-    // At least kChunksPerThread chunks per thread, and no chunk of more than ~2M
-    // multiply-adds (~30 us): with a prefill batch one row group is already a lot of work,
-    // and the last chunk handed out is what the other threads wait for.
-    // At least ~128K multiply-adds (~1-2 us) per claim: a small model's decode ops are a few
-    // such claims or run on the caller alone (ThreadPool::ParallelForGuided).
+    // Claims of at most 1/kChunksPerThread of a thread's share and ~2M multiply-adds (~30
+    // us; with a prefill batch one row group is already a lot of work, and the last claim
+    // is what the other threads wait for), and of at least ~128K multiply-adds (~1-2 us):
+    // a small model's decode ops are a few such claims or run on the caller alone.
     const int64_t unit_work = unit_rows * cols * n_tok;
     const int64_t chunk = std::clamp<int64_t>(total / (pool.size() * kChunksPerThread), 1,
                                               std::max<int64_t>(1, (int64_t{2} << 20) / unit_work));
@@ -208,34 +207,6 @@ void ApplyRope(const RopeParams& rp, float* v, int32_t n_heads, int32_t pos) {
       const float x1 = x[b];
       x[a] = x0 * c - x1 * s;
       x[b] = x0 * s + x1 * c;
-    }
-  }
-}
-
-void ApplyRopeQK(const RopeParams& rp, float* q, int32_t n_q_heads, const float* k, float* k_out,
-                 int32_t n_kv_heads, int32_t pos) {
-  const int32_t hd = rp.head_dim;
-  const int32_t half = hd / 2;
-  for (int32_t i = 0; i < half; ++i) {
-    const float angle = static_cast<float>(pos) * rp.inv_freq[i];
-    const float c = std::cos(angle);
-    const float s = std::sin(angle);
-    const int32_t a = rp.neox ? i : 2 * i;
-    const int32_t b = rp.neox ? i + half : 2 * i + 1;
-    for (int32_t h = 0; h < n_q_heads; ++h) {
-      float* x = q + static_cast<int64_t>(h) * hd;
-      const float x0 = x[a];
-      const float x1 = x[b];
-      x[a] = x0 * c - x1 * s;
-      x[b] = x0 * s + x1 * c;
-    }
-    for (int32_t h = 0; h < n_kv_heads; ++h) {
-      const float* x = k + static_cast<int64_t>(h) * hd;
-      float* y = k_out + static_cast<int64_t>(h) * hd;
-      const float x0 = x[a];
-      const float x1 = x[b];
-      y[a] = x0 * c - x1 * s;
-      y[b] = x0 * s + x1 * c;
     }
   }
 }

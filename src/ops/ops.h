@@ -98,14 +98,10 @@ struct RopeParams {
 // Rotates n_heads consecutive heads of `v` ([n_heads][head_dim]) to position `pos`.
 void ApplyRope(const RopeParams& rp, float* v, int32_t n_heads, int32_t pos);
 // RoPE of one token's query (in place) and key (k -> k_out, which may be k itself or the
-// key's slot in the KV cache: the store is fused into the rotation), with each angle's
-// cos/sin computed once for all heads of both. Same values as two ApplyRope calls.
-void ApplyRopeQK(const RopeParams& rp, float* q, int32_t n_q_heads, const float* k, float* k_out,
-                 int32_t n_kv_heads, int32_t pos);
-// The same with the angles' cos/sin taken from `cs` (RopeCosSin of the token's position:
-// cos[0..head_dim/2), then sin[0..head_dim/2)): a forward pass computes them once per
-// token and every layer reuses them. Heads are rotated one after the other (contiguous
-// loads and stores). Exactly the values of ApplyRopeQK.
+// key's slot in the KV cache: the store is fused into the rotation), with the angles'
+// cos/sin taken from `cs` (RopeCosSin of the token's position: cos[0..head_dim/2), then
+// sin[0..head_dim/2)): a forward pass computes them once per token and every layer reuses
+// them. Heads are rotated one after the other. Same values as two ApplyRope calls.
 void ApplyRopeQKTable(const RopeParams& rp, const float* cs, float* q, int32_t n_q_heads, const float* k,
                       float* k_out, int32_t n_kv_heads);
 // cs[i] = cos(pos * inv_freq[i]), cs[head_dim/2 + i] = sin(...), as ApplyRope computes them.
