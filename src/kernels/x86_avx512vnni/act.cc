@@ -188,6 +188,24 @@ template <class F>
   return b;
 }
 
+// The fused producers' full blocks: out[e..e+16) = produce(e) for every 16 values of the
+// row's full blocks, stored and quantized in groups of up to eight blocks. Returns the
+// first block not done (a partial tail, for the caller).
+template <class P>
+[[gnu::always_inline]] inline int64_t StoreAndQuantize(int64_t n, float* out, QuantAct* a, int64_t t, P produce) {
+  return ForFullBlocks(n / kActBlock, [&](auto k, int64_t b0) __attribute__((always_inline)) {
+    constexpr int K = decltype(k)::value;
+    const int64_t lo = b0 * kActBlock;
+    __m512 v[2 * K];
+#pragma GCC unroll 16
+    for (int i = 0; i < 2 * K; ++i) {
+      v[i] = produce(lo + 16 * i);
+      _mm512_storeu_ps(out + lo + 16 * i, v[i]);
+    }
+    QuantizeBlocks<K>(v, out + lo, a, t, b0);
+  });
+}
+
 // x86_avx2/f32.cc's Silu8Mul in 16 lanes, operation for operation (with Exp16,
 // kernels/x86_avx512_exp.h: each step is IEEE-exact per lane, so the values are the same floats).
 [[gnu::always_inline]] inline __m512 Silu16Mul(__m512 g, __m512 u) {
@@ -214,16 +232,8 @@ void QuantizeAct(const float* x, int64_t x_stride, int64_t n_tok, int64_t n, Qua
 
 void NormQuantAct(const float* x, const float* w, float scale, float* out, int64_t n, QuantAct* a, int64_t t) {
   const __m512 vs = _mm512_set1_ps(scale);
-  const int64_t b = ForFullBlocks(n / kActBlock, [&](auto k, int64_t b0) __attribute__((always_inline)) {
-    constexpr int K = decltype(k)::value;
-    const int64_t lo = b0 * kActBlock;
-    __m512 v[2 * K];
-#pragma GCC unroll 16
-    for (int i = 0; i < 2 * K; ++i) {
-      v[i] = _mm512_mul_ps(_mm512_loadu_ps(w + lo + 16 * i), _mm512_mul_ps(vs, _mm512_loadu_ps(x + lo + 16 * i)));
-      _mm512_storeu_ps(out + lo + 16 * i, v[i]);
-    }
-    QuantizeBlocks<K>(v, out + lo, a, t, b0);
+  const int64_t b = StoreAndQuantize(n, out, a, t, [&](int64_t e) __attribute__((always_inline)) {
+    return _mm512_mul_ps(_mm512_loadu_ps(w + e), _mm512_mul_ps(vs, _mm512_loadu_ps(x + e)));
   });
   if (b < a->nb) {  // partial last block
     const int64_t lo = b * kActBlock;
@@ -233,16 +243,8 @@ void NormQuantAct(const float* x, const float* w, float scale, float* out, int64
 }
 
 void SwiGluQuantAct(float* gate, const float* up, int64_t n, QuantAct* a, int64_t t) {
-  const int64_t b = ForFullBlocks(n / kActBlock, [&](auto k, int64_t b0) __attribute__((always_inline)) {
-    constexpr int K = decltype(k)::value;
-    const int64_t lo = b0 * kActBlock;
-    __m512 v[2 * K];
-#pragma GCC unroll 16
-    for (int i = 0; i < 2 * K; ++i) {
-      v[i] = Silu16Mul(_mm512_loadu_ps(gate + lo + 16 * i), _mm512_loadu_ps(up + lo + 16 * i));
-      _mm512_storeu_ps(gate + lo + 16 * i, v[i]);
-    }
-    QuantizeBlocks<K>(v, gate + lo, a, t, b0);
+  const int64_t b = StoreAndQuantize(n, gate, a, t, [&](int64_t e) __attribute__((always_inline)) {
+    return Silu16Mul(_mm512_loadu_ps(gate + e), _mm512_loadu_ps(up + e));
   });
   if (b < a->nb) {  // partial last block: swiglu_f32 from a multiple of 8, as unfused
     const int64_t lo = b * kActBlock;
