@@ -64,22 +64,6 @@ inline void Store8(float* y, __m256 v, int valid) {
   }
 }
 
-// Software prefetch of the `lines` weight lines of a sub-block, ahead of their use.
-// Decode (NT = 1) streams weights from DRAM with little work per byte: 8 KiB ahead into
-// L2 (prefetcht1); on a 2-core Xeon with this tier forced that decoded tinyllama
-// w4a8-g128 at 42.2 t/s against 35.3 with 1 KiB ahead into L1 (w8a8: 25.5 against 22.1;
-// medians of interleaved runs), as an L1 prefetch holds one of the core's few fill
-// buffers until its line arrives. A cache-resident model lost ~3% (stories15m decode,
-// whose 9 MB classifier streams from L3). Not measured on an AMD CPU. Prefill tiles
-// reuse each line for NT tokens: 1-2 KiB ahead into L1.
-template <int NT>
-inline void PrefetchWeights(const uint8_t* blk, int lines) {
-  for (int l = 0; l < lines; ++l) {
-    if constexpr (NT == 1) _mm_prefetch(reinterpret_cast<const char*>(blk + 8192 + 64 * l), _MM_HINT_T1);
-    else _mm_prefetch(reinterpret_cast<const char*>(blk + 512 * lines + 64 * l), _MM_HINT_T0);
-  }
-}
-
 // w4, symmetric (value (nibble - 8) * d) or asymmetric (nibble * d + m), group g.
 // Per 32-wide sub-block and token: isum = sum nibble * q (int16 pair sums of at most
 // 8 * 2 * 15 * 127 = 30480, widened once), then with c = d_a * sum q (QuantAct::c)
@@ -107,7 +91,7 @@ void TileW4(const uint8_t* o, const uint8_t* qs, int64_t nwb, int per, int64_t n
     const int64_t ab_end = std::min<int64_t>(nb, ab + per);
     for (; ab < ab_end; ++ab) {
       const uint8_t* blk = qs + ab * 128;
-      PrefetchWeights<NT>(blk, 2);
+      x86_tiles::PrefetchWeights<NT>(blk, 2);
       __m256i p[NT];
 #pragma GCC unroll 4
       for (int m = 0; m < 4; ++m) {
@@ -161,7 +145,7 @@ void TileW8(const uint8_t* o, const uint8_t* qs, int64_t nb, const QuantAct& a, 
   for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
   for (int64_t ab = 0; ab < nb; ++ab) {
     const uint8_t* blk = qs + ab * 256;
-    PrefetchWeights<NT>(blk, 4);
+    x86_tiles::PrefetchWeights<NT>(blk, 4);
     __m256i isum[NT];
 #pragma GCC unroll 8
     for (int j = 0; j < 8; ++j) {

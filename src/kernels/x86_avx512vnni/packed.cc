@@ -51,20 +51,6 @@ inline void Store16(float* y, __m512 v, int valid) {
   }
 }
 
-// Software prefetch of the weight lines a sub-block of `lines` cache lines will need
-// later. Decode (NT = 1) streams weights from DRAM with little work per byte: it asks for
-// the lines 8 KiB ahead into L2 (prefetcht1), which measured ~10% faster on a 2-core
-// Sapphire Rapids class Xeon than 2 KiB ahead into L1 (an L1 prefetch holds a fill buffer
-// until its line arrives, and the core has few). Prefill tiles reuse each weight line for
-// NT tokens: 2 KiB ahead into L1 is enough.
-template <int NT>
-inline void PrefetchWeights(const uint8_t* blk, int lines) {
-  for (int l = 0; l < lines; ++l) {
-    if constexpr (NT == 1) _mm_prefetch(reinterpret_cast<const char*>(blk + 8192 + 64 * l), _MM_HINT_T1);
-    else _mm_prefetch(reinterpret_cast<const char*>(blk + 2048 + 64 * l), _MM_HINT_T0);
-  }
-}
-
 // w4, symmetric (value (nibble - 8) * d) or asymmetric (nibble * d + m), group g.
 // Per 32-wide sub-block and token the integer part is exact: isum = sum nibble * q, and
 // for symmetric weights the chain starts at -8 * s (s = sum q, QuantAct::s), so it ends
@@ -96,7 +82,7 @@ void TileW4(const uint8_t* o, const uint8_t* qs, int64_t nwb, int per, int64_t n
     for (int t = 0; t < NT; ++t) g[t] = _mm512_setzero_ps();
     for (; ab < ab_end; ++ab) {
       const uint8_t* blk = qs + ab * 256;
-      PrefetchWeights<NT>(blk, 4);
+      x86_tiles::PrefetchWeights<NT>(blk, 4);
       if constexpr (NT == 1) {
         const int8_t* q = q0 + ab * kActBlock;
         __m512i lo = kAsym ? _mm512_setzero_si512() : _mm512_set1_epi32(-8 * as0[ab]);
@@ -168,7 +154,7 @@ void TileW8(const uint8_t* o, const uint8_t* qs, int64_t nb, const QuantAct& a, 
   for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
   for (int64_t ab = 0; ab < nb; ++ab) {
     const uint8_t* blk = qs + ab * 512;
-    PrefetchWeights<NT>(blk, 8);
+    x86_tiles::PrefetchWeights<NT>(blk, 8);
     __m512i isum[NT];
 #pragma GCC unroll 8
     for (int j = 0; j < 8; ++j) {
