@@ -156,12 +156,27 @@ TEST(Model, ThreadCountDoesNotChangeLogits) {
   ASSERT_TRUE(m);
   std::vector<int32_t> toks = {1, 50, 60, 70, 80};
   std::vector<float> a(512), b(512);
-  ThreadPool p1(1), p3(3);
+  ThreadPool p1(1), p3(3), p8(8);
   auto g1 = LlamaGraph::Create(*m, 16, 16, &p1);
   auto g3 = LlamaGraph::Create(*m, 16, 16, &p3);
+  auto g8 = LlamaGraph::Create(*m, 16, 16, &p8);
+  std::vector<float> c(512);
   ASSERT_TRUE((*g1)->Forward(toks.data(), toks.size(), 0, false, a.data()).ok());
   ASSERT_TRUE((*g3)->Forward(toks.data(), toks.size(), 0, false, b.data()).ok());
+  ASSERT_TRUE((*g8)->Forward(toks.data(), toks.size(), 0, false, c.data()).ok());
   for (int i = 0; i < 512; ++i) ASSERT_EQ(a[i], b[i]);
+  for (int i = 0; i < 512; ++i) ASSERT_EQ(a[i], c[i]);
+  // Decode: attention items are the heads sharing a KV head (both of stories260K's per
+  // item on 1 and 3 threads), cut into one head per item when threads outnumber the
+  // 4 KV heads (8 threads). The logits stay the same.
+  for (int32_t pos = 5; pos < 12; ++pos) {
+    const int32_t tok = 100 + pos;
+    ASSERT_TRUE((*g1)->Forward(&tok, 1, pos, false, a.data()).ok());
+    ASSERT_TRUE((*g3)->Forward(&tok, 1, pos, false, b.data()).ok());
+    ASSERT_TRUE((*g8)->Forward(&tok, 1, pos, false, c.data()).ok());
+    for (int i = 0; i < 512; ++i) ASSERT_EQ(a[i], b[i]) << "decode position " << pos;
+    for (int i = 0; i < 512; ++i) ASSERT_EQ(a[i], c[i]) << "decode position " << pos;
+  }
 }
 
 TEST(Model, ForwardRejectsContextOverflowAndBadTokens) {

@@ -239,9 +239,10 @@ void LlamaGraph::Attention(int32_t layer, int32_t t0, int32_t t1) {
   }
   // Tiles of up to kAttTile consecutive positions of one sequence (a prefill chunk gives
   // full tiles, batched decode tiles of one): the score and value kernels read each key
-  // and value row once for the whole tile. One work item per (tile, head), claimed
-  // dynamically: causal attention gives later tokens more work, so a static split would
-  // leave one thread with most of it. The last tiles (a prefill chunk's longest) are
+  // and value row once for all the queries of a work item. Items (below: a tile's
+  // positions for one head in prefill, a group of heads sharing a KV head in decode) are
+  // claimed dynamically: causal attention gives later tokens more work, so a static split
+  // would leave one thread with most of it. The last tiles (a prefill chunk's longest) are
   // claimed first, so the items left at the end, when threads run out of work one by
   // one, are the short ones.
   // Online softmax over blocks of kAttBlock positions: scores of a block, each query's
@@ -250,31 +251,53 @@ void LlamaGraph::Attention(int32_t layer, int32_t t0, int32_t t1) {
   // query of a tile per thread. Scores past a query's own position (the tile's later
   // positions) are set to 0 before the value sum.
   int32_t n_tiles = 0;
+  bool decode = true;  // every tile one position
   for (int32_t t = t0; t < t1;) {
     int32_t e = t + 1;
     while (e < t1 && e - t < kAttTile && batch_[e].seq == batch_[t].seq && batch_[e].pos == batch_[e - 1].pos + 1) ++e;
     att_tiles_[n_tiles++] = t;
+    decode = decode && e - t == 1;
     t = e;
   }
   att_tiles_[n_tiles] = t1;
+  // Decode: an item's queries are the heads that share a KV head (GQA), up to kAttTile of
+  // them, all at the tile's one position, so each key and value row is read once for the
+  // group rather than once per head (tinyllama's 8 heads per KV head re-read 3 MB per layer
+  // 8 times at depth 1536); a group is cut into more items only where there would
+  // otherwise be fewer items than threads. Prefill: an item's queries are the tile's
+  // positions, one head.
+  int32_t items_per_kv = 1;
+  if (decode) {
+    const int64_t kv_items = static_cast<int64_t>(n_tiles) * c.n_kv_heads;
+    items_per_kv = std::max<int32_t>((group + kAttTile - 1) / kAttTile,
+                                     static_cast<int32_t>(std::min<int64_t>(group, (pool_.size() + kv_items - 1) / kv_items)));
+  } else {
+    items_per_kv = group;
+  }
+  const int32_t heads_per_item = (group + items_per_kv - 1) / items_per_kv;
+  items_per_kv = (group + heads_per_item - 1) / heads_per_item;
+  const int64_t items_per_tile = static_cast<int64_t>(c.n_kv_heads) * items_per_kv;
   const int64_t kv_row_bytes = kv_dim * static_cast<int64_t>(sizeof(float));
-  pool_.ParallelForDynamic(static_cast<int64_t>(n_tiles) * c.n_heads, 1, [&](int tid, int64_t b, int64_t e) {
+  pool_.ParallelForDynamic(n_tiles * items_per_tile, 1, [&](int tid, int64_t b, int64_t e) {
     float* att = att_ + static_cast<int64_t>(tid) * kAttTile * kAttBlock;
     for (int64_t item = b; item < e; ++item) {
-      const int32_t ti = n_tiles - 1 - static_cast<int32_t>(item / c.n_heads);
-      const int32_t h = static_cast<int32_t>(item % c.n_heads);
+      const int32_t ti = n_tiles - 1 - static_cast<int32_t>(item / items_per_tile);
+      const int32_t kvh = static_cast<int32_t>(item % items_per_tile) / items_per_kv;
+      const int32_t h0 = kvh * group + static_cast<int32_t>(item % items_per_kv) * heads_per_item;
       const int32_t ta = att_tiles_[ti];
-      const int32_t nq = att_tiles_[ti + 1] - ta;
+      // Query j: head h0 + j of token ta (decode), or head h0 of token ta + j (prefill).
+      const int32_t nq = decode ? std::min(heads_per_item, (kvh + 1) * group - h0) : att_tiles_[ti + 1] - ta;
+      const int64_t qs = decode ? hd : q_dim;  // query (and output) stride
       const int32_t pos0 = batch_[ta].pos;
-      const int32_t len = pos0 + nq;  // causal: the tile's last query sees positions 0..pos0+nq-1
-      const int64_t off = static_cast<int64_t>(h / group) * hd;
+      const int32_t len = pos0 + (decode ? 1 : nq);  // the last query sees positions 0..len-1
+      const int64_t off = static_cast<int64_t>(kvh) * hd;
       const float* kc = KCache(layer, batch_[ta].seq);
       const float* vc = VCache(layer, batch_[ta].seq);
-      const float* q = q_ + ta * q_dim + static_cast<int64_t>(h) * hd;
-      float* out = attn_out_ + ta * q_dim + static_cast<int64_t>(h) * hd;
+      const float* q = q_ + ta * q_dim + static_cast<int64_t>(h0) * hd;
+      float* out = attn_out_ + ta * q_dim + static_cast<int64_t>(h0) * hd;
       float m[kAttTile], l[kAttTile], s0[kAttTile];
       for (int32_t j = 0; j < nq; ++j) {
-        std::memset(out + j * q_dim, 0, sizeof(float) * hd);
+        std::memset(out + j * qs, 0, sizeof(float) * hd);
         m[j] = -std::numeric_limits<float>::infinity();
         l[j] = 0.0f;
         s0[j] = 0.0f;
@@ -287,10 +310,10 @@ void LlamaGraph::Attention(int32_t layer, int32_t t0, int32_t t1) {
         ks.n = nb;
         ks.rows = reinterpret_cast<const uint8_t*>(kc + static_cast<int64_t>(p0) * kv_dim);
         ks.stride = kv_row_bytes;
-        k.kv_scores(ks, off, hd, q, nq, q_dim, scale, att, kAttBlock);
+        k.kv_scores(ks, off, hd, q, nq, qs, scale, att, kAttBlock);
         for (int32_t j = 0; j < nq; ++j) {
           float* a = att + j * kAttBlock;
-          const int32_t nv = std::min(nb, pos0 + j + 1 - p0);  // keys this query may see
+          const int32_t nv = std::min(nb, pos0 + (decode ? 0 : j) + 1 - p0);  // keys this query may see
           if (nv <= 0) {
             std::memset(a, 0, sizeof(float) * nb);
             continue;
@@ -301,7 +324,7 @@ void LlamaGraph::Attention(int32_t layer, int32_t t0, int32_t t1) {
             if (l[j] > 0.0f) {
               const float r = std::exp(m[j] - bm);
               l[j] *= r;
-              k.scale_f32(out + j * q_dim, hd, r);
+              k.scale_f32(out + j * qs, hd, r);
             }
             m[j] = bm;
           }
@@ -310,12 +333,13 @@ void LlamaGraph::Attention(int32_t layer, int32_t t0, int32_t t1) {
         }
         KvSpan vs = ks;
         vs.rows = reinterpret_cast<const uint8_t*>(vc + static_cast<int64_t>(p0) * kv_dim);
-        k.kv_accum(vs, off, hd, att, nq, kAttBlock, out, q_dim);
+        k.kv_accum(vs, off, hd, att, nq, kAttBlock, out, qs);
       }
       for (int32_t j = 0; j < nq; ++j) {
         const float inv = 1.0f / l[j];
-        k.scale_f32(out + j * q_dim, hd, inv);
-        sink_[(ta + j) * c.n_heads + h] = std::exp(s0[j] - m[j]) * inv;  // attention to the first token
+        k.scale_f32(out + j * qs, hd, inv);
+        const int64_t si = decode ? static_cast<int64_t>(ta) * c.n_heads + h0 + j : static_cast<int64_t>(ta + j) * c.n_heads + h0;
+        sink_[si] = std::exp(s0[j] - m[j]) * inv;  // attention to the first token
       }
     }
   });
