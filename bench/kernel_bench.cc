@@ -104,15 +104,20 @@ void BM_QuantizeAct(benchmark::State& state, const char* tier, int64_t n_tok, in
 
 // One block of the fp32 path's attention for one head: kv_scores then kv_accum of nq
 // consecutive queries over n positions of a 6-head cache (stories15m: head_dim 48), as
-// LlamaGraph::Attention calls them. Counter "ns/qpos": per query and position.
-void BM_KvBlock(benchmark::State& state, const char* tier, KvKernel kind, int32_t hd, int32_t nq, int32_t n) {
+// LlamaGraph::Attention calls them; for the quantized types (q8, q4) one run of n
+// positions as LlamaGraph::AttendQuantized reads it. Counter "ns/qpos": per query and
+// position.
+void BM_KvBlock(benchmark::State& state, const char* tier, KvType type, int32_t hd, int32_t nq, int32_t n) {
   const KernelTable* kt = KernelsForTier(tier);
   if (kt == nullptr) {
     state.SkipWithError("tier not available on this CPU");
     return;
   }
   const int32_t heads = 6, dim = heads * hd;
-  const KvType type = kind == KvKernel::kF32 ? KvType::kF32 : KvType::kF16;
+  const KvKernel kind = type == KvType::kF32   ? KvKernel::kF32
+                        : type == KvType::kF16 ? KvKernel::kF16
+                        : type == KvType::kQ8  ? KvKernel::kQ8
+                                               : KvKernel::kQ2p;
   const int64_t rb = KvRowBytes(type, dim);
   std::mt19937 rng(3);
   std::normal_distribution<float> nd(0.0f, 1.0f);
@@ -132,10 +137,14 @@ void BM_KvBlock(benchmark::State& state, const char* tier, KvKernel kind, int32_
   s.n = n;
   s.stride = rb;
   const int64_t off = 2 * hd;
+  const int64_t lo_off = 4 * KvGroups(dim) + KvPlaneBytes(dim);  // q4: the lo plane after the hi plane
+  s.lo_stride = rb;
   for (auto _ : state) {
     s.rows = keys.data();
+    if (type == KvType::kQ4) s.lo = keys.data() + lo_off;
     kt->kv_scores(s, off, hd, q.data() + off, nq, dim, 0.1f, att.data(), n);
     s.rows = values.data();
+    if (type == KvType::kQ4) s.lo = values.data() + lo_off;
     kt->kv_accum(s, off, hd, att.data(), nq, n, out.data() + off, dim);
     benchmark::DoNotOptimize(out.data());
   }
@@ -269,14 +278,26 @@ int Register() {
       const std::string name = std::string("kv_prefill/") + tier + "/hd48/tile" + std::to_string(tile) + "/tok128";
       benchmark::RegisterBenchmark(name.c_str(), BM_KvPrefill, tier, 48, tile, 128)->Unit(benchmark::kMicrosecond);
     }
-    for (KvKernel kind : {KvKernel::kF32, KvKernel::kF16}) {
+    for (KvType type : {KvType::kF32, KvType::kF16}) {
       for (int32_t hd : {48, 64, 128}) {
         for (int32_t nq : {1, 4, 8, 16}) {
           for (int32_t n : {64, 37}) {
-            const std::string name = std::string("kv_block/") + tier + (kind == KvKernel::kF32 ? "/f32" : "/f16") +
-                                     "/hd" + std::to_string(hd) + "/nq" + std::to_string(nq) + "/n" + std::to_string(n);
-            benchmark::RegisterBenchmark(name.c_str(), BM_KvBlock, tier, kind, hd, nq, n)->Unit(benchmark::kNanosecond);
+            const std::string name = std::string("kv_block/") + tier + "/" + KvTypeName(type) + "/hd" +
+                                     std::to_string(hd) + "/nq" + std::to_string(nq) + "/n" + std::to_string(n);
+            benchmark::RegisterBenchmark(name.c_str(), BM_KvBlock, tier, type, hd, nq, n)->Unit(benchmark::kNanosecond);
           }
+        }
+      }
+    }
+    // The quantized cache's decode: a GQA group (tinyllama: 8 heads of 64) over a run
+    // of 1536 positions, and one head (MHA models).
+    for (KvType type : {KvType::kF16, KvType::kQ8, KvType::kQ4}) {
+      for (int32_t hd : {64, 128}) {
+        for (int32_t nq : {1, 8}) {
+          const std::string name = std::string("kv_block/") + tier + "/" + KvTypeName(type) + "/hd" +
+                                   std::to_string(hd) + "/nq" + std::to_string(nq) + "/n1536";
+          benchmark::RegisterBenchmark(name.c_str(), BM_KvBlock, tier, type, hd, nq, 1536)
+              ->Unit(benchmark::kNanosecond);
         }
       }
     }

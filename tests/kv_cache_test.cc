@@ -156,8 +156,13 @@ TEST(KvKernels, EveryTierMatchesTheReferenceOnOddShapes) {
       auto q = Random(kKvMaxGroup * sh.hd, 5 + dim);
       auto p = Random(kKvMaxGroup * n, 3 + n);
       for (auto& x : p) x = std::fabs(x);
-      for (int variant = 0; variant < 5; ++variant) {  // f32, f16, q8, q4 (planes), q2/q4 mix via lo_slot
-        KvType t = variant == 0 ? KvType::kF32 : variant == 1 ? KvType::kF16 : variant == 2 ? KvType::kQ8 : KvType::kQ4;
+      // f32, f16, q8, q4 (planes), q2/q4 mix via lo_slot, q2 (no lo planes at all)
+      for (int variant = 0; variant < 6; ++variant) {
+        KvType t = variant == 0   ? KvType::kF32
+                   : variant == 1 ? KvType::kF16
+                   : variant == 2 ? KvType::kQ8
+                   : variant == 5 ? KvType::kQ2
+                                  : KvType::kQ4;
         const int64_t rb = KvRowBytes(t, dim);
         std::vector<uint8_t> rows(rb * n);
         std::vector<uint8_t> pool;
@@ -167,7 +172,7 @@ TEST(KvKernels, EveryTierMatchesTheReferenceOnOddShapes) {
         s.n = n;
         s.rows = rows.data();
         s.stride = rb;
-        if (variant < 4) {
+        if (variant != 4) {
           for (int32_t i = 0; i < n; ++i) KvQuantizeRow(t, keys.data() + i * dim, dim, rows.data() + i * rb);
           s.kind = t == KvType::kF32 ? KvKernel::kF32 : t == KvType::kF16 ? KvKernel::kF16 : t == KvType::kQ8 ? KvKernel::kQ8 : KvKernel::kQ2p;
           if (t == KvType::kQ4) {

@@ -57,6 +57,13 @@ struct KvSpan {
   const uint8_t* params = nullptr;
 };
 
+// Token i's lo plane in a q2p span, or null (a 2-bit token, or a span without lo planes).
+inline const uint8_t* KvLoPlane(const KvSpan& s, int32_t i) {
+  if (s.lo == nullptr) return nullptr;
+  if (s.lo_slot == nullptr) return s.lo + static_cast<int64_t>(i) * s.lo_stride;
+  return s.lo_slot[i] < 0 ? nullptr : s.lo + static_cast<int64_t>(s.lo_slot[i]) * s.lo_stride;
+}
+
 // Grouped-query attention reads each stored row once for all nq query heads that share it:
 // out[j*out_stride + i] = scale * dot(q[j*q_stride ..+hd), row_i[off..off+hd)), j < nq.
 using KvScoresFn = void (*)(const KvSpan& s, int64_t off, int32_t hd, const float* q, int32_t nq, int64_t q_stride,

@@ -250,11 +250,6 @@ void KvDropKeyBlockLoPlanes(uint8_t* params, int32_t dim) {
 namespace generic {
 
 namespace {
-inline const uint8_t* LoRow(const KvSpan& s, int32_t i) {
-  if (s.lo == nullptr) return nullptr;
-  if (s.lo_slot == nullptr) return s.lo + static_cast<int64_t>(i) * s.lo_stride;
-  return s.lo_slot[i] < 0 ? nullptr : s.lo + static_cast<int64_t>(s.lo_slot[i]) * s.lo_stride;
-}
 // Channel d and m of a key-block span.
 inline void ChanParams(const KvSpan& s, int64_t e, float* d, float* m) {
   uint16_t p[2];
@@ -289,7 +284,7 @@ void KvScores1(const KvSpan& s, int64_t off, int32_t hd, const float* q, float s
       }
       case KvKernel::kQ8:
       case KvKernel::kQ2p: {
-        const uint8_t* lo = s.kind == KvKernel::kQ2p ? LoRow(s, i) : nullptr;
+        const uint8_t* lo = s.kind == KvKernel::kQ2p ? KvLoPlane(s, i) : nullptr;
         if (s.params != nullptr) {  // key block: per-channel d, m; the row is codes only
           for (int64_t e = off; e < off + hd; ++e) {
             float d, m;
@@ -341,7 +336,7 @@ void KvAccum1(const KvSpan& s, int64_t off, int32_t hd, const float* p, float* o
       }
       case KvKernel::kQ8:
       case KvKernel::kQ2p: {
-        const uint8_t* lo = s.kind == KvKernel::kQ2p ? LoRow(s, i) : nullptr;
+        const uint8_t* lo = s.kind == KvKernel::kQ2p ? KvLoPlane(s, i) : nullptr;
         if (s.params != nullptr) {
           for (int64_t e = off; e < off + hd; ++e) {
             float d, m;

@@ -44,12 +44,6 @@ inline __m256 Codes8(const uint8_t* codes, int64_t e) {
   return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes + e))));
 }
 
-inline const uint8_t* LoRow(const KvSpan& s, int32_t i) {
-  if (s.lo == nullptr) return nullptr;
-  if (s.lo_slot == nullptr) return s.lo + static_cast<int64_t>(i) * s.lo_stride;
-  return s.lo_slot[i] < 0 ? nullptr : s.lo + static_cast<int64_t>(s.lo_slot[i]) * s.lo_stride;
-}
-
 // Codes of 8 channels starting at e (q8 or q2p with an optional lo plane).
 template <KvKernel K>
 inline __m256 Codes(const uint8_t* codes, const uint8_t* lo, int64_t e) {
@@ -91,7 +85,7 @@ void Scores(const KvSpan& s, int64_t off, int32_t hd, const float* q, int32_t nq
   const int32_t nqv = NQ > 0 ? NQ : nq;
   for (int32_t i = 0; i < s.n; ++i) {
     const uint8_t* row = s.rows + static_cast<int64_t>(i) * s.stride;
-    const uint8_t* lo = K == KvKernel::kQ2p ? LoRow(s, i) : nullptr;
+    const uint8_t* lo = K == KvKernel::kQ2p ? KvLoPlane(s, i) : nullptr;
     __m256 acc[NQ > 0 ? NQ : kKvMaxGroup];
 #pragma GCC unroll 4
     for (int32_t j = 0; j < nqv; ++j) acc[j] = _mm256_setzero_ps();
@@ -115,7 +109,7 @@ void Accum(const KvSpan& s, int64_t off, int32_t hd, const float* p, int32_t nq,
     for (int32_t c = 0; c < nv; ++c) acc[c] = _mm256_loadu_ps(out + 8 * c);
     for (int32_t i = 0; i < s.n; ++i) {
       const uint8_t* row = s.rows + static_cast<int64_t>(i) * s.stride;
-      const uint8_t* lo = K == KvKernel::kQ2p ? LoRow(s, i) : nullptr;
+      const uint8_t* lo = K == KvKernel::kQ2p ? KvLoPlane(s, i) : nullptr;
       const __m256 pi = _mm256_set1_ps(p[i]);
       for (int32_t c = 0; c < nv; ++c) acc[c] = _mm256_fmadd_ps(pi, Load8<K, C>(s, row, lo, ng, off + 8 * c), acc[c]);
     }
@@ -129,7 +123,7 @@ void Accum(const KvSpan& s, int64_t off, int32_t hd, const float* p, int32_t nq,
       for (int32_t j = 0; j < NQ; ++j) acc[j] = _mm256_loadu_ps(out + j * out_stride + e);
       for (int32_t i = 0; i < s.n; ++i) {
         const uint8_t* row = s.rows + static_cast<int64_t>(i) * s.stride;
-        const uint8_t* lo = K == KvKernel::kQ2p ? LoRow(s, i) : nullptr;
+        const uint8_t* lo = K == KvKernel::kQ2p ? KvLoPlane(s, i) : nullptr;
         const __m256 v = Load8<K, C>(s, row, lo, ng, off + e);
 #pragma GCC unroll 4
         for (int32_t j = 0; j < NQ; ++j) acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(p[j * p_stride + i]), v, acc[j]);
@@ -141,7 +135,7 @@ void Accum(const KvSpan& s, int64_t off, int32_t hd, const float* p, int32_t nq,
   }
   for (int32_t i = 0; i < s.n; ++i) {
     const uint8_t* row = s.rows + static_cast<int64_t>(i) * s.stride;
-    const uint8_t* lo = K == KvKernel::kQ2p ? LoRow(s, i) : nullptr;
+    const uint8_t* lo = K == KvKernel::kQ2p ? KvLoPlane(s, i) : nullptr;
     for (int32_t e = 0; e < hd; e += 8) {
       const __m256 v = Load8<K, C>(s, row, lo, ng, off + e);
       for (int32_t j = 0; j < nq; ++j) {
