@@ -50,10 +50,11 @@ namespace edgeq::x86_tiles {
 // tiles reuse each line for NT tokens: 8 sub-blocks ahead into L1.
 template <int NT>
 inline void PrefetchWeights(const uint8_t* blk, int lines) {
+  if constexpr (NT == 1) {
 #pragma GCC unroll 8
-  for (int l = 0; l < lines; ++l) {
-    if constexpr (NT == 1) _mm_prefetch(reinterpret_cast<const char*>(blk + 8192 + 64 * l), _MM_HINT_T1);
-    else _mm_prefetch(reinterpret_cast<const char*>(blk + 512 * lines + 64 * l), _MM_HINT_T0);
+    for (int l = 0; l < lines; ++l) _mm_prefetch(reinterpret_cast<const char*>(blk + 8192 + 64 * l), _MM_HINT_T1);
+  } else {
+    for (int l = 0; l < lines; ++l) _mm_prefetch(reinterpret_cast<const char*>(blk + 512 * lines + 64 * l), _MM_HINT_T0);
   }
 }
 
