@@ -152,8 +152,12 @@ TEST(ThreadPool, ParallelForGuidedCoversEveryIndexOnceWithShrinkingChunks) {
           EXPECT_LE(claims.load(), 1) << "n=" << n << ": small work runs in one call";
         } else {
           EXPECT_LE(largest.load(), max_chunk) << "n=" << n;
-          if (smallest.load() <= n) EXPECT_GE(smallest.load(), min_chunk) << "n=" << n;
-          if (min_chunk == 1 && n > 1) EXPECT_EQ(last_size.load(), 1) << "n=" << n << ": the tail shrinks to one";
+          if (smallest.load() <= n) {
+            EXPECT_GE(smallest.load(), min_chunk) << "n=" << n;
+          }
+          if (min_chunk == 1 && n > 1) {
+            EXPECT_EQ(last_size.load(), 1) << "n=" << n << ": the tail shrinks to one";
+          }
         }
       }
     }

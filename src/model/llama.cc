@@ -266,13 +266,11 @@ void LlamaGraph::Attention(int32_t layer, int32_t t0, int32_t t1) {
   // 8 times at depth 1536); a group is cut into more items only where there would
   // otherwise be fewer items than threads. Prefill: an item's queries are the tile's
   // positions, one head.
-  int32_t items_per_kv = 1;
+  int32_t items_per_kv = group;  // prefill: one head per item
   if (decode) {
     const int64_t kv_items = static_cast<int64_t>(n_tiles) * c.n_kv_heads;
     items_per_kv = std::max<int32_t>((group + kAttTile - 1) / kAttTile,
                                      static_cast<int32_t>(std::min<int64_t>(group, (pool_.size() + kv_items - 1) / kv_items)));
-  } else {
-    items_per_kv = group;
   }
   const int32_t heads_per_item = (group + items_per_kv - 1) / items_per_kv;
   items_per_kv = (group + heads_per_item - 1) / heads_per_item;
