@@ -36,8 +36,6 @@ int NearestE0m4Code(float x, float s, float m) {
   return std::clamp(static_cast<int>(std::lround((x - m) / step)), 0, 15);
 }
 
-const EqTypeTraits& T(EqType t) { return *GetEqTypeTraits(static_cast<uint32_t>(t)); }
-
 // Weighted squared error of quantizing x[0..g) with scale d (symmetric, q in [-8, 7]).
 double SymError(const float* x, const float* w, int g, float d) {
   if (d == 0) {
@@ -57,7 +55,7 @@ double SymError(const float* x, const float* w, int g, float d) {
 
 void QuantSymBlock(const float* x, const float* w, int g, int n_valid, uint8_t* out) {
   float tmp[128] = {0};
-  float imp[128];
+  float imp[128] = {0};
   std::memcpy(tmp, x, sizeof(float) * n_valid);
   for (int i = 0; i < g; ++i) imp[i] = i < n_valid ? (w ? w[i] : 1.0f) : 0.0f;
   // Signed max (like Q4_0): the largest-magnitude value maps to -8 exactly; then a grid
@@ -73,7 +71,7 @@ void QuantSymBlock(const float* x, const float* w, int g, int n_valid, uint8_t* 
   double best_e = SymError(tmp, imp, g, best_d);
   for (int k = -6; k <= 12; ++k) {
     if (amax == 0) break;
-    const float d = amax / (7.0f + 0.125f * k) * (vmax < 0 ? 1.0f : 1.0f);
+    const float d = amax / (7.0f + 0.125f * k);
     for (float dd : {d, -d}) {
       const double e = SymError(tmp, imp, g, dd);
       if (e < best_e) {
