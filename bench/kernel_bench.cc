@@ -114,10 +114,7 @@ void BM_KvBlock(benchmark::State& state, const char* tier, KvType type, int32_t 
     return;
   }
   const int32_t heads = 6, dim = heads * hd;
-  const KvKernel kind = type == KvType::kF32   ? KvKernel::kF32
-                        : type == KvType::kF16 ? KvKernel::kF16
-                        : type == KvType::kQ8  ? KvKernel::kQ8
-                                               : KvKernel::kQ2p;
+  const KvKernel kind = KvKernelOf(type);
   const int64_t rb = KvRowBytes(type, dim);
   std::mt19937 rng(3);
   std::normal_distribution<float> nd(0.0f, 1.0f);
@@ -137,7 +134,7 @@ void BM_KvBlock(benchmark::State& state, const char* tier, KvType type, int32_t 
   s.n = n;
   s.stride = rb;
   const int64_t off = 2 * hd;
-  const int64_t lo_off = 4 * KvGroups(dim) + KvPlaneBytes(dim);  // q4: the lo plane after the hi plane
+  const int64_t lo_off = KvQ4LoOffset(dim);
   s.lo_stride = rb;
   for (auto _ : state) {
     s.rows = keys.data();

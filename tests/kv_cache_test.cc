@@ -83,7 +83,7 @@ TEST(KvFormat, RoundTripErrorIsWithinHalfAStep) {
       std::vector<uint8_t> row(KvRowBytes(t, dim));
       KvQuantizeRow(t, x.data(), dim, row.data());
       std::vector<float> y(dim);
-      const int64_t lo_off = 4 * KvGroups(dim) + KvPlaneBytes(dim);
+      const int64_t lo_off = KvQ4LoOffset(dim);
       KvKernel kind = t == KvType::kF16 ? KvKernel::kF16 : t == KvType::kQ8 ? KvKernel::kQ8 : KvKernel::kQ2p;
       KvDequantizeRow(kind, row.data(), t == KvType::kQ4 ? row.data() + lo_off : nullptr, dim, y.data());
       const int levels = t == KvType::kQ8 ? 255 : t == KvType::kQ4 ? 15 : 3;
@@ -174,9 +174,9 @@ TEST(KvKernels, EveryTierMatchesTheReferenceOnOddShapes) {
         s.stride = rb;
         if (variant != 4) {
           for (int32_t i = 0; i < n; ++i) KvQuantizeRow(t, keys.data() + i * dim, dim, rows.data() + i * rb);
-          s.kind = t == KvType::kF32 ? KvKernel::kF32 : t == KvType::kF16 ? KvKernel::kF16 : t == KvType::kQ8 ? KvKernel::kQ8 : KvKernel::kQ2p;
+          s.kind = KvKernelOf(t);
           if (t == KvType::kQ4) {
-            s.lo = rows.data() + 4 * KvGroups(dim) + KvPlaneBytes(dim);
+            s.lo = rows.data() + KvQ4LoOffset(dim);
             s.lo_stride = rb;
           }
         } else {

@@ -35,6 +35,8 @@ inline int32_t KvGroups(int32_t dim) { return (dim + kKvGroup - 1) / kKvGroup; }
 inline int64_t KvPlaneBytes(int32_t dim) { return (dim + 3) / 4; }
 // Bytes of one row (for q4: params + both planes).
 int64_t KvRowBytes(KvType t, int32_t dim);
+// Offset of a q4 row's lo plane (after the group parameters and the hi plane).
+inline int64_t KvQ4LoOffset(int32_t dim) { return 4 * static_cast<int64_t>(KvGroups(dim)) + KvPlaneBytes(dim); }
 
 // A run of n consecutive positions stored with the same kernel kind. Token i's row is
 // at rows + i*stride. For q2p rows, lo (may be null) holds the lo planes: token i's lo
@@ -42,6 +44,13 @@ int64_t KvRowBytes(KvType t, int32_t dim);
 // < 0: that token has none, it is 2-bit).
 enum class KvKernel : uint8_t { kF32 = 0, kF16, kQ8, kQ2p };
 constexpr int kKvKernels = 4;
+// The kernel kind that reads rows of type t (q4 and q2 are both q2p rows; q4 adds lo planes).
+inline KvKernel KvKernelOf(KvType t) {
+  return t == KvType::kF32   ? KvKernel::kF32
+         : t == KvType::kF16 ? KvKernel::kF16
+         : t == KvType::kQ8  ? KvKernel::kQ8
+                             : KvKernel::kQ2p;
+}
 struct KvSpan {
   KvKernel kind = KvKernel::kF32;
   int32_t dim = 0;  // kv_dim of a row

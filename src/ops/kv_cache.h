@@ -212,16 +212,13 @@ void KvCache::ForEachRowSpan(int32_t l, int32_t seq, int32_t len, F&& fn) const 
   ks.dim = vs.dim = dim_;
   if (!o_.adaptive) {
     const int64_t base = Idx(l, seq) * n_ctx_ * row_;
-    ks.kind = vs.kind = o_.type == KvType::kF32   ? KvKernel::kF32
-                        : o_.type == KvType::kF16 ? KvKernel::kF16
-                        : o_.type == KvType::kQ8  ? KvKernel::kQ8
-                                                  : KvKernel::kQ2p;
+    ks.kind = vs.kind = KvKernelOf(o_.type);
     ks.n = vs.n = len;
     ks.rows = k_.data() + base;
     vs.rows = v_.data() + base;
     ks.stride = vs.stride = row_;
     if (o_.type == KvType::kQ4) {
-      const int64_t lo_off = 4 * KvGroups(dim_) + plane_;
+      const int64_t lo_off = KvQ4LoOffset(dim_);
       ks.lo = ks.rows + lo_off;
       vs.lo = vs.rows + lo_off;
       ks.lo_stride = vs.lo_stride = row_;

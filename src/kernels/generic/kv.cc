@@ -116,7 +116,7 @@ void KvQuantizeRow(KvType t, const float* x, int32_t dim, uint8_t* row) {
       return;
     }
     case KvType::kQ4:
-      KvQuantizeRowPlanes(x, dim, 4, row, row + 4 * KvGroups(dim) + KvPlaneBytes(dim));
+      KvQuantizeRowPlanes(x, dim, 4, row, row + KvQ4LoOffset(dim));
       return;
     case KvType::kQ2:
       KvQuantizeRowPlanes(x, dim, 2, row, nullptr);
