@@ -176,6 +176,15 @@ TEST(Cli, ChatRejectsUnknownTemplateName) {
   ExpectCleanError(RunEdgeq("chat --chat-template nosuch", "hi\n"), "nosuch");
 }
 
+TEST(Cli, RunAndChatShareTheSamplingFlagsAndTheirRangeChecks) {
+  for (const char* cmd : {"run", "chat"}) {
+    ExpectCleanError(RunEdgeq(std::string(cmd) + " --top-p 5", "hi\n"), "--top-p");
+    ExpectCleanError(RunEdgeq(std::string(cmd) + " --min-p -1", "hi\n"), "--min-p");
+    auto r = RunEdgeq(std::string(cmd) + " --temp 0 -n 4 --repeat-last-n 8 --frequency-penalty 0.5", "Once\n\n");
+    EXPECT_EQ(r.exit_code, 0) << cmd << ": " << r.err;
+  }
+}
+
 TEST(Cli, PerplexityJson) {
   REQUIRE_SHARED();
   const std::string d = test::SharedDir() + "/models/ref6m/";

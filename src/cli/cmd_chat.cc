@@ -3,7 +3,6 @@
 // prefix with the KV cache is evaluated.
 #include <cstdio>
 #include <iostream>
-#include <random>
 
 #include "cli/common.h"
 #include "runtime/session.h"
@@ -18,12 +17,7 @@ struct ChatFlags {
   std::string system;
   std::string chat_template;  // style override
   int32_t n_predict = 512;
-  float temp = 0.8f;
-  int64_t seed = -1;
-  int32_t top_k = 40;
-  float top_p = 0.95f;
-  float min_p = 0.05f;
-  float repeat_penalty = 1.0f;
+  SamplingFlags sampling;
 };
 
 int Run(ChatFlags& f) {
@@ -56,7 +50,7 @@ int Run(ChatFlags& f) {
   if (!f.system.empty()) msgs.push_back({"system", f.system});
   const std::string bos_text = tok.bos() >= 0 ? tok.Piece(tok.bos()) : "";
   const std::string eos_text = tok.eos() >= 0 ? tok.Piece(tok.eos()) : "";
-  uint64_t seed = f.seed >= 0 ? static_cast<uint64_t>(f.seed) : std::random_device{}();
+  const SamplerParams sampler = ToSamplerParams(f.sampling);  // turn t samples with seed + t
   std::string line;
   for (int turn = 0;; ++turn) {
     std::fprintf(stderr, "\n> ");
@@ -81,12 +75,8 @@ int Run(ChatFlags& f) {
     }
     GenerateOptions go;
     go.n_predict = f.n_predict;
-    go.sampler.temperature = f.temp;
-    go.sampler.top_k = f.top_k;
-    go.sampler.top_p = f.top_p;
-    go.sampler.min_p = f.min_p;
-    go.sampler.repeat_penalty = f.repeat_penalty;
-    go.sampler.seed = seed + turn;
+    go.sampler = sampler;
+    go.sampler.seed = sampler.seed + turn;
     std::string reply;
     GenerateStats stats;
     Status st = s.Generate(fresh, go, [&](const std::string& text) {
@@ -119,12 +109,7 @@ Command RegisterChat(CLI::App& root) {
   app->add_option("--chat-template", f->chat_template,
                   "override the template style: chatml, llama2, llama3, zephyr, phi3, gemma, plain");
   app->add_option("-n,--n-predict", f->n_predict, "max tokens per reply");
-  app->add_option("--temp", f->temp, "temperature; 0 = greedy")->check(CLI::Range(0.0, 100.0));
-  app->add_option("-s,--seed", f->seed, "RNG seed (-1: random)");
-  app->add_option("--top-k", f->top_k, "top-k (0: off)");
-  app->add_option("--top-p", f->top_p, "top-p (1: off)");
-  app->add_option("--min-p", f->min_p, "min-p (0: off)");
-  app->add_option("--repeat-penalty", f->repeat_penalty, "repetition penalty (1: off)");
+  AddSamplingFlags(app, &f->sampling);
   return {app, [f] { return Run(*f); }};
 }
 

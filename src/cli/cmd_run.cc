@@ -1,7 +1,6 @@
 // edgeq run: generate text from a prompt; text to stdout, stats to stderr.
 #include <chrono>
 #include <cstdio>
-#include <random>
 
 #include "cli/common.h"
 #include "core/cpu_features.h"
@@ -16,15 +15,7 @@ struct RunFlags {
   std::string prompt;
   std::string prompt_file;
   int32_t n_predict = -1;
-  float temp = 0.8f;
-  int64_t seed = -1;
-  int32_t top_k = 40;
-  float top_p = 0.95f;
-  float min_p = 0.05f;
-  float repeat_penalty = 1.0f;
-  int32_t repeat_last_n = 64;
-  float frequency_penalty = 0.0f;
-  float presence_penalty = 0.0f;
+  SamplingFlags sampling;
   std::vector<std::string> stop;
   bool ignore_eos = false;
   bool no_special = false;
@@ -71,16 +62,8 @@ int Run(RunFlags& f) {
   go.n_predict = f.n_predict;
   go.stop = f.stop;
   go.ignore_eos = f.ignore_eos;
-  SamplerParams& sp = go.sampler;
-  sp.temperature = f.temp;
-  sp.top_k = f.top_k;
-  sp.top_p = f.top_p;
-  sp.min_p = f.min_p;
-  sp.repeat_penalty = f.repeat_penalty;
-  sp.repeat_last_n = f.repeat_last_n;
-  sp.frequency_penalty = f.frequency_penalty;
-  sp.presence_penalty = f.presence_penalty;
-  sp.seed = f.seed >= 0 ? static_cast<uint64_t>(f.seed) : std::random_device{}();
+  go.sampler = ToSamplerParams(f.sampling);
+  const SamplerParams& sp = go.sampler;
   if (f.model.verbose) {
     std::fprintf(stderr, "edgeq: model %s (%s, %s), %d threads, ctx %d, seed %llu\n", model.path.c_str(),
                  model.config.arch.c_str(), model.format.c_str(), (*session)->pool().size(),
@@ -112,15 +95,7 @@ Command RegisterRun(CLI::App& root) {
   app->add_option("-p,--prompt", f->prompt, "prompt text (default: empty, i.e. start from BOS)");
   app->add_option("-f,--file", f->prompt_file, "read the prompt from a file");
   app->add_option("-n,--n-predict", f->n_predict, "tokens to generate (-1: until EOS or context full)");
-  app->add_option("--temp", f->temp, "temperature; 0 = greedy")->check(CLI::Range(0.0, 100.0));
-  app->add_option("-s,--seed", f->seed, "RNG seed (-1: random)");
-  app->add_option("--top-k", f->top_k, "top-k (0: off)");
-  app->add_option("--top-p", f->top_p, "top-p (1: off)")->check(CLI::Range(0.0, 1.0));
-  app->add_option("--min-p", f->min_p, "min-p (0: off)")->check(CLI::Range(0.0, 1.0));
-  app->add_option("--repeat-penalty", f->repeat_penalty, "repetition penalty (1: off)");
-  app->add_option("--repeat-last-n", f->repeat_last_n, "penalty window (-1: all)");
-  app->add_option("--frequency-penalty", f->frequency_penalty, "frequency penalty");
-  app->add_option("--presence-penalty", f->presence_penalty, "presence penalty");
+  AddSamplingFlags(app, &f->sampling);
   app->add_option("--stop", f->stop, "stop string (repeatable)");
   app->add_flag("--ignore-eos", f->ignore_eos, "keep generating past EOS");
   app->add_flag("--no-special", f->no_special, "treat special-token text in the prompt as plain text");

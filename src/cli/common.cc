@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <random>
 
 #include "core/cpu_features.h"
 #include "core/thread_pool.h"
@@ -48,6 +49,32 @@ void AddKvFlags(CLI::App* app, KvFlags* f, bool with_shift) {
                   "when the context is full, keep the first --kv-sinks tokens and the newer half of the rest and "
                   "go on (default: stop with an error)");
   }
+}
+
+void AddSamplingFlags(CLI::App* app, SamplingFlags* f) {
+  app->add_option("--temp", f->temp, "temperature; 0 = greedy")->check(CLI::Range(0.0, 100.0));
+  app->add_option("-s,--seed", f->seed, "RNG seed (-1: random)");
+  app->add_option("--top-k", f->top_k, "top-k (0: off)");
+  app->add_option("--top-p", f->top_p, "top-p (1: off)")->check(CLI::Range(0.0, 1.0));
+  app->add_option("--min-p", f->min_p, "min-p (0: off)")->check(CLI::Range(0.0, 1.0));
+  app->add_option("--repeat-penalty", f->repeat_penalty, "repetition penalty (1: off)");
+  app->add_option("--repeat-last-n", f->repeat_last_n, "penalty window (-1: all)");
+  app->add_option("--frequency-penalty", f->frequency_penalty, "frequency penalty");
+  app->add_option("--presence-penalty", f->presence_penalty, "presence penalty");
+}
+
+SamplerParams ToSamplerParams(const SamplingFlags& f) {
+  SamplerParams sp;
+  sp.temperature = f.temp;
+  sp.top_k = f.top_k;
+  sp.top_p = f.top_p;
+  sp.min_p = f.min_p;
+  sp.repeat_penalty = f.repeat_penalty;
+  sp.repeat_last_n = f.repeat_last_n;
+  sp.frequency_penalty = f.frequency_penalty;
+  sp.presence_penalty = f.presence_penalty;
+  sp.seed = f.seed >= 0 ? static_cast<uint64_t>(f.seed) : std::random_device{}();
+  return sp;
 }
 
 Result<KvCacheOptions> ToKvOptions(const KvFlags& f) {

@@ -8,6 +8,7 @@
 #include "CLI/CLI.hpp"
 #include "model/model.h"
 #include "ops/kv_cache.h"
+#include "runtime/sampler.h"
 #include "tokenizer/tokenizer.h"
 
 namespace edgeq::cli {
@@ -35,6 +36,24 @@ struct KvFlags {
 };
 void AddKvFlags(CLI::App* app, KvFlags* f, bool with_shift);
 Result<KvCacheOptions> ToKvOptions(const KvFlags& f);
+
+// Sampling flags (run, chat): --temp, -s/--seed, --top-k, --top-p, --min-p and the
+// penalties, with one set of defaults and range checks. The server takes the same knobs
+// per request instead (server/api.cc).
+struct SamplingFlags {
+  float temp = 0.8f;
+  int64_t seed = -1;  // -1: random
+  int32_t top_k = 40;
+  float top_p = 0.95f;
+  float min_p = 0.05f;
+  float repeat_penalty = 1.0f;
+  int32_t repeat_last_n = 64;
+  float frequency_penalty = 0.0f;
+  float presence_penalty = 0.0f;
+};
+void AddSamplingFlags(CLI::App* app, SamplingFlags* f);
+// The sampler parameters the flags ask for; a seed of -1 becomes a random one.
+SamplerParams ToSamplerParams(const SamplingFlags& f);
 
 // The model that ships with the repo (stories260K), resolved next to the binary or
 // the source tree; fills model+tokenizer when -m was not given.

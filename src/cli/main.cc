@@ -20,9 +20,11 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    // Usage errors: CLI11 prints help / the message; exit 1 for errors, 0 for --help.
-    int rc = app.exit(e);
-    return rc == 0 ? 0 : 1;
+    // --help and --version: CLI11 prints them, exit 0. Usage errors (an unknown flag, a
+    // value out of range) are one line in the format of every other error, exit 1.
+    if (e.get_exit_code() == 0) return app.exit(e);
+    std::fprintf(stderr, "edgeq: error: %s (--help lists the options)\n", e.what());
+    return 1;
   }
   for (auto& c : cmds) {
     if (c.app->parsed()) return c.run();
