@@ -185,6 +185,22 @@ TEST(Cli, RunAndChatShareTheSamplingFlagsAndTheirRangeChecks) {
   }
 }
 
+TEST(Cli, NonFiniteAndOutOfRangeNumbersAreUsageErrors) {
+  // NaN passes a range check (every comparison with it is false): each float flag of every
+  // subcommand also checks for a finite value (cli/common.h RejectNonFiniteFloats).
+  ExpectCleanError(RunEdgeq("run --temp nan -n 4"), "--temp");
+  ExpectCleanError(RunEdgeq("run --top-p NaN -n 4"), "--top-p");
+  ExpectCleanError(RunEdgeq("run --presence-penalty inf -n 4"), "--presence-penalty");
+  // (a model that does not exist: were the flag let through, serve fails at once, not listens)
+  ExpectCleanError(RunEdgeq("serve -m /nonexistent.gguf --timeout nan"), "--timeout");
+  ExpectCleanError(RunEdgeq("quantize --bpw nan in.gguf out.gguf"), "--bpw");
+  ExpectCleanError(RunEdgeq("bench -t 1,0 -n 4"), "--threads");
+  ExpectCleanError(RunEdgeq("bench -p -5 -n 4"), "--n-prompt");
+  ExpectCleanError(RunEdgeq("bench --membw-gbps -3 -n 4"), "--membw-gbps");
+  auto r = RunEdgeq("run --temp 1e-3 --presence-penalty -0.5 -n 4");  // finite values still pass
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
 TEST(Cli, PerplexityJson) {
   REQUIRE_SHARED();
   const std::string d = test::SharedDir() + "/models/ref6m/";

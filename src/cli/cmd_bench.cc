@@ -278,9 +278,15 @@ Command RegisterBench(CLI::App& root) {
   app->add_option("--dummy-type", f->dummy_type, "storage of dummy weights: f16 (default) or f32");
   app->add_option("--scheme", f->scheme, "quantize the weights in memory first: w8a8, w4a8-g32, w4a8-g128, ...");
   app->add_option("--gguf", f->gguf_out, "with --dummy: write the random model as GGUF F16 to this path and exit");
-  app->add_option("-p,--n-prompt", f->n_prompt, "prompt lengths (ppN tests)")->delimiter(',');
-  app->add_option("-n,--n-gen", f->n_gen, "generation lengths (tgN tests)")->delimiter(',');
-  app->add_option("-t,--threads", f->threads, "thread counts, e.g. -t 1,2")->delimiter(',');
+  app->add_option("-p,--n-prompt", f->n_prompt, "prompt lengths (ppN tests)")
+      ->delimiter(',')
+      ->check(CLI::Range(0, 1 << 24));
+  app->add_option("-n,--n-gen", f->n_gen, "generation lengths (tgN tests)")
+      ->delimiter(',')
+      ->check(CLI::Range(0, 1 << 24));
+  app->add_option("-t,--threads", f->threads, "thread counts, e.g. -t 1,2")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 256));
   app->add_option("-d,--n-depth", f->depth,
                   "decode depths: tgN runs after this many (synthetic) positions are already in the KV cache, "
                   "e.g. -d 2048,4096 (with --dummy any depth; real models up to their context)")
@@ -289,7 +295,8 @@ Command RegisterBench(CLI::App& root) {
   app->add_option("-r,--repetitions", f->reps, "repetitions per test")->check(CLI::Range(1, 1000));
   app->add_flag("--json", f->json, "print a JSON array (llama-bench field names where they exist)");
   app->add_flag("--membw", f->membw, "measure memory read bandwidth and report decode's fraction of it");
-  app->add_option("--membw-gbps", f->membw_gbps, "use this bandwidth instead of measuring");
+  app->add_option("--membw-gbps", f->membw_gbps, "use this bandwidth instead of measuring")
+      ->check(CLI::Range(0.001, 1.0e6));
   return {app, [f] { return Run(*f); }};
 }
 

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
@@ -61,6 +62,21 @@ void AddSamplingFlags(CLI::App* app, SamplingFlags* f) {
   app->add_option("--repeat-last-n", f->repeat_last_n, "penalty window (-1: all)");
   app->add_option("--frequency-penalty", f->frequency_penalty, "frequency penalty");
   app->add_option("--presence-penalty", f->presence_penalty, "presence penalty");
+}
+
+void RejectNonFiniteFloats(CLI::App* app) {
+  static const CLI::Validator finite(
+      [](std::string& text) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(text.c_str(), &end);
+        if (end != text.c_str() && !std::isfinite(v)) return "must be a finite number, not " + text;
+        return {};  // anything else is left to the conversion, which names what it wanted
+      },
+      "");
+  for (CLI::Option* opt : app->get_options()) {
+    if (opt->get_type_name().rfind("FLOAT", 0) == 0) opt->check(finite);
+  }
+  for (CLI::App* sub : app->get_subcommands({})) RejectNonFiniteFloats(sub);
 }
 
 SamplerParams ToSamplerParams(const SamplingFlags& f) {

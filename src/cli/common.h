@@ -66,6 +66,11 @@ struct Loaded {
 };
 Result<Loaded> LoadModelAndTokenizer(const ModelFlags& f);
 
+// Gives every floating-point option of app and its subcommands a check that the value is
+// finite: CLI11's Range lets "nan" through (every comparison with NaN is false), and a NaN
+// temperature, timeout or bits-per-weight target would run on with meaningless results.
+void RejectNonFiniteFloats(CLI::App* app);
+
 // Prints "edgeq: error: <message>" to stderr and returns 1.
 int Fail(const Status& st);
 // With -v: the detected CPU features and the kernel tier chosen for them (stderr).

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
       edgeq::cli::RegisterServe(app),
 #endif
   };
+  edgeq::cli::RejectNonFiniteFloats(&app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
