@@ -185,6 +185,14 @@ TEST(Cli, RunAndChatShareTheSamplingFlagsAndTheirRangeChecks) {
   }
 }
 
+TEST(Cli, NoArgumentsListsTheSubcommands) {
+  auto r = RunEdgeq("");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  for (const char* sub : {"run", "chat", "bench", "quantize", "perplexity"}) {
+    EXPECT_NE(r.err.find(std::string("  ") + sub), std::string::npos) << sub << " missing from:\n" << r.err;
+  }
+}
+
 TEST(Cli, NonFiniteAndOutOfRangeNumbersAreUsageErrors) {
   // NaN passes a range check (every comparison with it is false): each float flag of every
   // subcommand also checks for a finite value (cli/common.h RejectNonFiniteFloats).

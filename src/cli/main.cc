@@ -5,7 +5,7 @@
 #include "cli/common.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"edgeq: run LLMs on edge CPUs with dynamic quantization"};
+  CLI::App app{"edgeq: run LLMs on edge CPUs with dynamic quantization", "edgeq"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "edgeq 0.1.0");
   std::vector<edgeq::cli::Command> cmds = {
@@ -18,6 +18,10 @@ int main(int argc, char** argv) {
 #endif
   };
   edgeq::cli::RejectNonFiniteFloats(&app);
+  if (argc == 1) {  // bare `edgeq`: the list of subcommands, as a usage error (exit 1)
+    std::fputs(app.help().c_str(), stderr);
+    return 1;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
