@@ -32,8 +32,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto touch = [](const edgeq::Tensor2D& t) {
     if (t.packed == nullptr || t.packed_bytes == 0) return;
     volatile uint8_t sink = 0;
-    for (uint64_t i = 0; i < t.packed_bytes; i += 64) sink ^= t.packed[i];
-    sink ^= t.packed[t.packed_bytes - 1];
+    for (uint64_t i = 0; i < t.packed_bytes; i += 64) sink = sink ^ t.packed[i];
+    sink = sink ^ t.packed[t.packed_bytes - 1];
     (void)sink;
   };
   touch(model.weights.output);

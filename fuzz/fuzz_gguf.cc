@@ -13,7 +13,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // Touch everything the parser claims is valid.
   for (const auto& t : (*g)->tensors()) {
     volatile uint8_t sink = 0;
-    if (t.nbytes > 0) sink ^= t.data[0] ^ t.data[t.nbytes - 1];
+    if (t.nbytes > 0) sink = t.data[0] ^ t.data[t.nbytes - 1];
     (void)sink;
   }
   auto td = edgeq::TokenizerDataFromGguf(**g);

@@ -17,6 +17,11 @@ namespace {
 std::atomic<long> g_allocs{0};
 }
 
+// The replacements pair malloc with free on purpose; GCC's -Wmismatched-new-delete sees
+// only "free on a pointer from operator new".
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
 void* operator new(std::size_t n) {
   ++g_allocs;
   if (void* p = std::malloc(n ? n : 1)) return p;

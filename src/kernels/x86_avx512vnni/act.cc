@@ -15,7 +15,9 @@
 // GCC 12 reports its own _mm512_undefined_*() inside the intrinsics (max_epu32, shuffles,
 // conversions) as "(may be) used uninitialized": a false positive of the headers.
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#if defined(__GNUC__) && !defined(__clang__)  // clang has no such warning group
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 #include <type_traits>
 

@@ -7,7 +7,9 @@
 // GCC 12 reports its own _mm512_undefined_ps() inside _mm512_max_ps, _mm512_roundscale_ps
 // and the _mm512_reduce_* as "(may be) used uninitialized" (false positives of the
 // intrinsics headers).
+#if defined(__GNUC__) && !defined(__clang__)  // clang has no such warning group
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #pragma GCC diagnostic ignored "-Wuninitialized"
 
 #include <cstdint>

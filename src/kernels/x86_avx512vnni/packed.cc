@@ -12,7 +12,9 @@
 
 // GCC 12 reports its own _mm512_undefined_ps() inside _mm512_cvtepi32_ps/_mm512_cvtph_ps
 // as "may be used uninitialized" (a false positive of the intrinsics headers).
+#if defined(__GNUC__) && !defined(__clang__)  // clang has no such warning group
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 #include <algorithm>
 #include <cstring>
