@@ -84,7 +84,7 @@ TEST(KvFormat, RoundTripErrorIsWithinHalfAStep) {
       KvQuantizeRow(t, x.data(), dim, row.data());
       std::vector<float> y(dim);
       const int64_t lo_off = KvQ4LoOffset(dim);
-      KvKernel kind = t == KvType::kF16 ? KvKernel::kF16 : t == KvType::kQ8 ? KvKernel::kQ8 : KvKernel::kQ2p;
+      const KvKernel kind = KvKernelOf(t);
       KvDequantizeRow(kind, row.data(), t == KvType::kQ4 ? row.data() + lo_off : nullptr, dim, y.data());
       const int levels = t == KvType::kQ8 ? 255 : t == KvType::kQ4 ? 15 : 3;
       for (int32_t g = 0; g * kKvGroup < dim; ++g) {
