@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "kernels/kernels.h"
+#include "nlohmann/json.hpp"
 #include "test_util.h"
 
 namespace edgeq {
@@ -207,6 +208,79 @@ TEST(Cli, NonFiniteAndOutOfRangeNumbersAreUsageErrors) {
   ExpectCleanError(RunEdgeq("bench --membw-gbps -3 -n 4"), "--membw-gbps");
   auto r = RunEdgeq("run --temp 1e-3 --presence-penalty -0.5 -n 4");  // finite values still pass
   EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+// edgeq bench --json: one object per test, llama-bench's field names where they exist
+// (the performance issue lists them), and with --membw the decode fraction of the
+// measured bandwidth. peak_rss_bytes is the engine's: the probe's 2 GiB buffer is not in
+// it (stories260K needs ~10 MiB).
+TEST(Cli, BenchJsonHasTheLlamaBenchFieldsAndAPeakRssWithoutTheProbe) {
+  auto r = RunEdgeq("bench -p 8 -n 4 -r 2 -t 1,2 --json --membw");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out, nullptr, /*allow_exceptions=*/false);
+  ASSERT_TRUE(j.is_array()) << r.out;
+  ASSERT_EQ(j.size(), 4u) << r.out;  // pp8 and tg4 at 1 and 2 threads
+  int pp = 0, tg = 0;
+  for (const auto& o : j) {
+    SCOPED_TRACE(o.dump());
+    for (const char* k : {"model_filename", "n_threads", "n_prompt", "n_gen", "avg_ts", "stddev_ts", "samples_ts",
+                          "test", "scheme", "bpw", "peak_rss_bytes", "model_size", "model_n_params", "isa"}) {
+      EXPECT_TRUE(o.contains(k)) << k;
+    }
+    const int n_threads = o.value("n_threads", 0);
+    EXPECT_TRUE(n_threads == 1 || n_threads == 2);
+    EXPECT_GT(o.value("avg_ts", 0.0), 0.0);
+    EXPECT_GE(o.value("stddev_ts", -1.0), 0.0);
+    EXPECT_EQ(o.value("samples_ts", nlohmann::json::array()).size(), 2u);
+    EXPECT_GT(o.value("bpw", 0.0), 30.0);  // fp32 weights
+    const auto peak = o.value("peak_rss_bytes", uint64_t{0});
+    EXPECT_GT(peak, 0u);
+    EXPECT_LT(peak, uint64_t{1} << 30) << "the bandwidth probe's buffer counted in the engine's peak RSS";
+    EXPECT_FALSE(o.contains("peak_rss_includes_membw_probe"));
+    if (o.value("test", "") == "pp8") {
+      ++pp;
+      EXPECT_EQ(o.value("n_prompt", -1), 8);
+      EXPECT_EQ(o.value("n_gen", -1), 0);
+    } else {
+      ++tg;
+      EXPECT_EQ(o.value("test", ""), "tg4");
+      EXPECT_EQ(o.value("n_prompt", -1), 0);
+      EXPECT_EQ(o.value("n_gen", -1), 4);
+      const double gbps = o.value("decode_weight_gbps", 0.0), bw = o.value("membw_gbps", 0.0);
+      EXPECT_GT(gbps, 0.0);
+      EXPECT_GT(bw, 0.0);
+      EXPECT_NEAR(o.value("membw_fraction", 0.0), gbps / bw, 1e-9);
+      EXPECT_NEAR(gbps, o.value("avg_ts", 0.0) * o.value("weight_bytes_per_token", 0.0) / 1e9, 1e-9 * gbps);
+    }
+  }
+  EXPECT_EQ(pp, 2);
+  EXPECT_EQ(tg, 2);
+}
+
+// --dummy: random weights in a real model's shapes; --gguf writes them as GGUF F16 (for
+// llama.cpp), and that file loads and runs here too, in the shape asked for.
+TEST(Cli, BenchDummyShapesRunAndExportAsGguf) {
+  auto q = RunEdgeq("bench --dummy stories260k --scheme w4a8-g32 -p 4 -n 4 -r 1 -t 1 --json");
+  ASSERT_EQ(q.exit_code, 0) << q.err;
+  const auto j = nlohmann::json::parse(q.out, nullptr, false);
+  ASSERT_TRUE(j.is_array() && j.size() == 2u) << q.out;
+  EXPECT_EQ(j[0].value("model_filename", ""), "stories260k");
+  EXPECT_EQ(j[0].value("scheme", ""), "w4a8-g32");
+  EXPECT_LT(j[0].value("bpw", 99.0), 8.0);
+
+  const std::string out = test::TempDir() + "/dummy-s260k.gguf";
+  auto w = RunEdgeq("bench --dummy stories260k --gguf " + out);
+  ASSERT_EQ(w.exit_code, 0) << w.err;
+  auto info = RunEdgeq("info -m " + out);
+  ASSERT_EQ(info.exit_code, 0) << info.err;
+  for (const char* t : {"dim 64, hidden 172, layers 5, heads 8, kv heads 4", "vocab 512", "blk.4.ffn_down", " f16 "}) {
+    EXPECT_NE(info.out.find(t), std::string::npos) << t << " not in:\n" << info.out;
+  }
+  EXPECT_EQ(info.out.find("blk.5."), std::string::npos) << "stories260k has 5 layers";
+  auto run = RunEdgeq("bench -m " + out + " -p 4 -n 4 -r 1 -t 1 --json");
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+
+  ExpectCleanError(RunEdgeq("bench --dummy llama-7b -n 4"), "tinyllama-1.1b");  // names the known shapes
 }
 
 TEST(Cli, PerplexityJson) {

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "model/dummy.h"
 #include "model/llama.h"
 #include "model/model.h"
 #include "model/reference.h"
@@ -545,6 +546,27 @@ TEST(Memory, KvCacheLargerThanThisMachinesMemoryIsRefusedWithoutTheOverride) {
   EXPECT_EQ(g.status().code(), StatusCode::kResourceExhausted);
   EXPECT_NE(g.status().message().find("KV cache 81920.00 GiB"), std::string::npos) << g.status().message();
   EXPECT_NE(g.status().message().find("of memory is available ("), std::string::npos) << g.status().message();
+}
+
+// bench --dummy shapes are the real models' (the speed figures of docs/performance.md
+// stand for those models): each shape's parameter count, from its hyperparameters,
+// against the count published for the model (Hugging Face model cards / safetensors
+// metadata; stories15m/110m: llama2.c's checkpoints, classifier shared).
+TEST(DummyShapes, ParameterCountsAreThePublishedModels) {
+  const std::pair<const char*, int64_t> published[] = {
+      {"stories15m", 15191712},         {"stories110m", 109529856},    {"smollm2-135m", 134515008},
+      {"qwen2.5-0.5b", 494032768},      {"tinyllama-1.1b", 1100048384}, {"llama3.2-1b", 1235814400},
+  };
+  for (const auto& [name, want] : published) {
+    SCOPED_TRACE(name);
+    auto c = DummyShapeConfig(name);
+    ASSERT_TRUE(c.ok()) << c.status().message();
+    const int64_t d = c->dim, q = int64_t{c->n_heads} * c->head_dim, kv = int64_t{c->n_kv_heads} * c->head_dim;
+    const int64_t per_layer = d * q + 2 * d * kv + q * d + 3 * d * c->hidden_dim + 2 * d + (c->qkv_bias ? q + 2 * kv : 0);
+    const int64_t embed = int64_t{c->vocab_size} * d * (c->tied_embeddings ? 1 : 2);
+    EXPECT_EQ(embed + c->n_layers * per_layer + d, want);
+  }
+  EXPECT_FALSE(DummyShapeConfig("llama-7b").ok());
 }
 
 }  // namespace
