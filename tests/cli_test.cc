@@ -257,6 +257,43 @@ TEST(Cli, BenchJsonHasTheLlamaBenchFieldsAndAPeakRssWithoutTheProbe) {
   EXPECT_EQ(tg, 2);
 }
 
+// bench --profile: every step of the forward pass timed; the steps and the time outside
+// them add up to the forward pass, which fits in the measured time per token, and the
+// matrix steps report the GB/s of weights they read.
+TEST(Cli, BenchProfileAccountsForTheForwardPass) {
+  auto r = RunEdgeq("bench -p 8 -n 4 -r 2 -t 2 --json --profile");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(j.is_array() && j.size() == 2u) << r.out;
+  for (const auto& o : j) {
+    SCOPED_TRACE(o.dump());
+    ASSERT_TRUE(o.contains("profile"));
+    const auto& p = o["profile"];
+    const bool pp = o.value("n_prompt", 0) > 0;
+    // Timed repetitions only: pp8 is one pass of 8 tokens, tg4 four passes of one.
+    EXPECT_EQ(p.value("tokens", 0), 2 * (pp ? 8 : 4));
+    double sum = 0;
+    for (const char* step : {"embed", "attn_norm", "qkv", "rope_kv", "attention", "wo", "ffn_norm", "gate_up",
+                             "swiglu", "down", "residual", "head"}) {
+      const double ms = p["ms_per_token"].value(step, -1.0);
+      EXPECT_GE(ms, 0.0) << step;
+      sum += ms;
+    }
+    for (const char* step : {"qkv", "wo", "gate_up", "down", "head"}) {
+      EXPECT_GT(p["weight_gbps"].value(step, 0.0), 0.0) << step;
+    }
+    EXPECT_FALSE(p["weight_gbps"].contains("attention"));
+    const double forward = p.value("forward_ms_per_token", 0.0);
+    EXPECT_GT(forward, 0.0);
+    EXPECT_GE(p.value("unprofiled_ms_per_token", -1.0), 0.0);
+    EXPECT_NEAR(sum + p.value("unprofiled_ms_per_token", 0.0), forward, 1e-6 * forward);
+    double wall_ms = 0;  // per token over the timed repetitions (each the same number of tokens)
+    for (double ts : o["samples_ts"]) wall_ms += 1e3 / ts / o["samples_ts"].size();
+    EXPECT_LE(forward, wall_ms * 1.001);
+  }
+  EXPECT_NE(r.err.find("tg4 profile, ms per token: embed"), std::string::npos) << r.err;
+}
+
 // --dummy: random weights in a real model's shapes; --gguf writes them as GGUF F16 (for
 // llama.cpp), and that file loads and runs here too, in the shape asked for.
 TEST(Cli, BenchDummyShapesRunAndExportAsGguf) {

@@ -35,6 +35,7 @@ struct BenchFlags {
   bool json = false;
   bool membw = false;
   double membw_gbps = 0;  // if given, skip measuring
+  bool profile = false;   // time each step of the forward pass
 };
 
 struct Stat {
@@ -50,6 +51,40 @@ Stat Summarize(std::vector<double> v) {
   for (double x : v) s.sd += (x - s.mean) * (x - s.mean);
   s.sd = v.size() > 1 ? std::sqrt(s.sd / (v.size() - 1)) : 0;
   return s;
+}
+
+// The step timings of one test (ForwardProfile, summed over its timed repetitions), per
+// token: JSON {"ms_per_token": {step: ms}, "weight_gbps": {matrix step: GB/s},
+// "forward_ms_per_token", "unprofiled_ms_per_token" (forward time outside the steps),
+// "tokens"}, and one line on stderr.
+nlohmann::json ReportProfile(const ForwardProfile& p, const std::string& test) {
+  nlohmann::json j;
+  if (p.tokens == 0) return j;
+  const double per = 1e3 / static_cast<double>(p.tokens);
+  double steps = 0;
+  std::string line = "edgeq: " + test + " profile, ms per token:";
+  for (int s = 0; s < ForwardProfile::kSteps; ++s) {
+    const char* name = ForwardProfile::Name(s);
+    j["ms_per_token"][name] = p.seconds[s] * per;
+    steps += p.seconds[s];
+    char buf[96];
+    std::snprintf(buf, sizeof buf, " %s %.3f", name, p.seconds[s] * per);
+    line += buf;
+    if (p.weight_bytes[s] > 0 && p.seconds[s] > 0) {
+      const double gbps = p.weight_bytes[s] / p.seconds[s] / 1e9;
+      j["weight_gbps"][name] = gbps;
+      std::snprintf(buf, sizeof buf, " (%.1f GB/s)", gbps);
+      line += buf;
+    }
+  }
+  j["forward_ms_per_token"] = p.total_seconds * per;
+  j["unprofiled_ms_per_token"] = (p.total_seconds - steps) * per;
+  j["tokens"] = p.tokens;
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "; forward %.3f, of which outside the steps %.3f\n", p.total_seconds * per,
+                (p.total_seconds - steps) * per);
+  std::fputs((line + buf).c_str(), stderr);
+  return j;
 }
 
 uint64_t PeakRssBytes() {
@@ -201,9 +236,11 @@ int Run(BenchFlags& f) {
         if (t.depth > 0) g->FillKvForBench(0, t.depth);
       }
       std::vector<std::vector<double>> tss(graphs.size());
+      std::vector<ForwardProfile> profiles(graphs.size());
       for (int rep = -1; rep < f.reps; ++rep) {  // rep -1 is the warm-up
         for (size_t gi = 0; gi < graphs.size(); ++gi) {
           LlamaGraph* graph = graphs[gi].get();
+          graph->set_profile(f.profile && rep >= 0 ? &profiles[gi] : nullptr);
           auto t0 = std::chrono::steady_clock::now();
           if (t.n_prompt > 0) {
             Status st = graph->Forward(toks.data(), t.n_prompt, 0, false, logits.data());
@@ -216,6 +253,7 @@ int Run(BenchFlags& f) {
             }
           }
           const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+          graph->set_profile(nullptr);
           if (rep >= 0) tss[gi].push_back((t.n_prompt + t.n_gen) / s);
         }
       }
@@ -252,6 +290,7 @@ int Run(BenchFlags& f) {
         j["isa"] = Kernels().isa;
         j["peak_rss_bytes"] = std::max(peak_before_probe, PeakRssBytes());
         if (peak_includes_probe) j["peak_rss_includes_membw_probe"] = true;
+        if (f.profile) j["profile"] = ReportProfile(profiles[gi], t.name);
         if (t.n_gen > 0) {
           const double gbps = st.mean * weight_bytes / 1e9;
           j["weight_bytes_per_token"] = weight_bytes;
@@ -318,6 +357,9 @@ Command RegisterBench(CLI::App& root) {
   app->add_flag("--membw", f->membw, "measure memory read bandwidth and report decode's fraction of it");
   app->add_option("--membw-gbps", f->membw_gbps, "use this bandwidth instead of measuring")
       ->check(CLI::Range(0.001, 1.0e6));
+  app->add_flag("--profile", f->profile,
+                "time each step of the forward pass (norms, q/k/v, attention, ..., classifier) and print ms per "
+                "token and the matrix steps' GB/s (JSON: \"profile\"); adds a few clock reads per layer");
   return {app, [f] { return Run(*f); }};
 }
 

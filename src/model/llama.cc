@@ -1,9 +1,12 @@
 #include "model/llama.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <initializer_list>
 #include <cstring>
 #include <limits>
+#include <optional>
 
 #include "core/memory_budget.h"
 #include "kernels/kernels.h"
@@ -439,6 +442,56 @@ void LlamaGraph::UpdateLowBits(int32_t layer, int32_t n) {
   mm_.low_bits = low_bits_.data();
 }
 
+const char* ForwardProfile::Name(int step) {
+  static const char* const kNames[kSteps] = {"embed",    "attn_norm", "qkv",  "rope_kv", "attention", "wo",
+                                             "ffn_norm", "gate_up",   "swiglu", "down",  "residual",  "head"};
+  return step >= 0 && step < kSteps ? kNames[step] : "?";
+}
+
+namespace {
+// Adds the wall time of its scope (and the bytes of the weights the step reads) to one
+// step of a ForwardProfile; with no profile it reads no clock.
+class StepTimer {
+ public:
+  StepTimer(ForwardProfile* p, ForwardProfile::Step step, std::initializer_list<const Tensor2D*> weights = {})
+      : p_(p), step_(step) {
+    if (p_ == nullptr) return;
+    for (const Tensor2D* w : weights) p_->weight_bytes[step] += MatMulReadBytes(*w);
+    t0_ = std::chrono::steady_clock::now();
+  }
+  ~StepTimer() {
+    if (p_ != nullptr) p_->seconds[step_] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+  }
+  StepTimer(const StepTimer&) = delete;
+  StepTimer& operator=(const StepTimer&) = delete;
+
+ private:
+  ForwardProfile* p_;
+  ForwardProfile::Step step_;
+  std::chrono::steady_clock::time_point t0_;
+};
+
+// Adds a whole forward pass (its wall time and tokens) to a ForwardProfile.
+class PassTimer {
+ public:
+  PassTimer(ForwardProfile* p, int32_t n) : p_(p), n_(n) {
+    if (p_ != nullptr) t0_ = std::chrono::steady_clock::now();
+  }
+  ~PassTimer() {
+    if (p_ == nullptr) return;
+    p_->total_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+    p_->tokens += n_;
+  }
+  PassTimer(const PassTimer&) = delete;
+  PassTimer& operator=(const PassTimer&) = delete;
+
+ private:
+  ForwardProfile* p_;
+  int32_t n_;
+  std::chrono::steady_clock::time_point t0_;
+};
+}  // namespace
+
 // Runs fn(t) for every token of the chunk: on the pool when there are enough tokens to
 // pay for a synchronisation (prefill), inline for decode.
 template <typename F>
@@ -460,12 +513,17 @@ void LlamaGraph::ForwardChunk(int32_t n, float* logits) {
   const int64_t D = c.dim, H = c.hidden_dim;
   const int64_t q_dim = static_cast<int64_t>(c.n_heads) * c.head_dim;
   const int64_t kv_dim = static_cast<int64_t>(c.n_kv_heads) * c.head_dim;
+  using P = ForwardProfile;
+  PassTimer pass(profile_, n);
 
   // Embeddings, and each token's RoPE cos/sin, which every layer reuses.
-  ForTokens(n, [&](int32_t t) {
-    GetRowF32(w.token_embd, batch_[t].token, x_ + t * D);
-    RopeCosSin(rope_, batch_[t].pos, rope_cs_.data() + static_cast<int64_t>(t) * c.head_dim);
-  });
+  {
+    StepTimer st(profile_, P::kEmbed);
+    ForTokens(n, [&](int32_t t) {
+      GetRowF32(w.token_embd, batch_[t].token, x_ + t * D);
+      RopeCosSin(rope_, batch_[t].pos, rope_cs_.data() + static_cast<int64_t>(t) * c.head_dim);
+    });
+  }
   mm_.low_bits = nullptr;  // the first layer's q/k/v always see 8-bit activations
 
   for (int32_t l = 0; l < c.n_layers; ++l) {
@@ -475,16 +533,22 @@ void LlamaGraph::ForwardChunk(int32_t n, float* logits) {
     // matmul takes int8 input and nothing (a rotation) comes between.
     const bool fuse_qkv = fuse_ && !c.rotate_inputs && MatMulQuantizesInput(qkv, 3, n, mm_);
     QuantAct qa = MakeQuantAct(mm_.act, n, D);
-    ForTokens(n, [&](int32_t t) {
-      if (fuse_qkv) RmsNormQuant(x_ + t * D, lw.attn_norm, xb_ + t * D, D, c.rms_eps, &qa, t);
-      else RmsNorm(x_ + t * D, lw.attn_norm, xb_ + t * D, D, c.rms_eps);
-    });
+    {
+      StepTimer st(profile_, P::kAttnNorm);
+      ForTokens(n, [&](int32_t t) {
+        if (fuse_qkv) RmsNormQuant(x_ + t * D, lw.attn_norm, xb_ + t * D, D, c.rms_eps, &qa, t);
+        else RmsNorm(x_ + t * D, lw.attn_norm, xb_ + t * D, D, c.rms_eps);
+      });
+    }
     // Observers (calibration statistics, GPTQ Hessians) see what the matmul reads:
     // the rotated input when the model rotates its matrix inputs.
     if (c.rotate_inputs) RotateRows(xb_, n, D);
     if (observer_) observer_->Observe(l, "attn_in", xb_, n, D);
     mm_.act_ready = fuse_qkv;
-    MatMulMulti(qkv, 3, xb_, D, n, mm_, pool_);
+    {
+      StepTimer st(profile_, P::kQkv, {&lw.wq, &lw.wk, &lw.wv});
+      MatMulMulti(qkv, 3, xb_, D, n, mm_, pool_);
+    }
     mm_.act_ready = false;
     // Per token: biases, QK-norm, RoPE, and the KV store. The fp32 cache writes each
     // token's own slots (the rotated key straight into its slot), so a prefill chunk's
@@ -521,14 +585,18 @@ void LlamaGraph::ForwardChunk(int32_t n, float* logits) {
                        c.n_kv_heads);
       std::memcpy(VCache(l, batch_[t].seq) + static_cast<int64_t>(pos) * kv_dim, v, sizeof(float) * kv_dim);
     };
-    if (kvq_) {
-      for (int32_t t = 0; t < n; ++t) {
-        prepare(t);
-        if (!kvq_->key_channels()) kvq_->Write(l, batch_[t].seq, batch_[t].pos, k_ + t * kv_dim, v_ + t * kv_dim);
+    {
+      StepTimer st(profile_, P::kRopeKv);
+      if (kvq_) {
+        for (int32_t t = 0; t < n; ++t) {
+          prepare(t);
+          if (!kvq_->key_channels()) kvq_->Write(l, batch_[t].seq, batch_[t].pos, k_ + t * kv_dim, v_ + t * kv_dim);
+        }
+      } else {
+        ForTokens(n, prepare);
       }
-    } else {
-      ForTokens(n, prepare);
     }
+    std::optional<StepTimer> attention_timer(std::in_place, profile_, P::kAttention);
     if (kvq_ && kvq_->key_channels()) {
       // Key blocks: a token attends after the writes of its own block and before the
       // first write of the next one seals it (KvCache), so the chunk is cut where a
@@ -560,35 +628,52 @@ void LlamaGraph::ForwardChunk(int32_t n, float* logits) {
       }
     }
     if (adaptive_) UpdateLowBits(l, n);
+    attention_timer.reset();
     if (c.rotate_inputs) RotateRows(attn_out_, n, q_dim);
     if (observer_) observer_->Observe(l, "attn_out", attn_out_, n, q_dim);
-    MatMul(lw.wo, attn_out_, q_dim, n, xb_, D, mm_, pool_);
+    {
+      StepTimer st(profile_, P::kWo, {&lw.wo});
+      MatMul(lw.wo, attn_out_, q_dim, n, xb_, D, mm_, pool_);
+    }
     const MatMulOut gate_up[2] = {{&lw.w_gate, hb_, H}, {&lw.w_up, hb2_, H}};
     const bool fuse_ffn = fuse_ && !c.rotate_inputs && MatMulQuantizesInput(gate_up, 2, n, mm_);
-    ForTokens(n, [&](int32_t t) {  // residual, then the FFN's norm, in one pass per token
-      float* xt = x_ + t * D;
-      float* bt = xb_ + t * D;
-      AddInto(xt, bt, D);
-      if (fuse_ffn) RmsNormQuant(xt, lw.ffn_norm, bt, D, c.rms_eps, &qa, t);
-      else RmsNorm(xt, lw.ffn_norm, bt, D, c.rms_eps);
-    });
+    {
+      StepTimer st(profile_, P::kFfnNorm);
+      ForTokens(n, [&](int32_t t) {  // residual, then the FFN's norm, in one pass per token
+        float* xt = x_ + t * D;
+        float* bt = xb_ + t * D;
+        AddInto(xt, bt, D);
+        if (fuse_ffn) RmsNormQuant(xt, lw.ffn_norm, bt, D, c.rms_eps, &qa, t);
+        else RmsNorm(xt, lw.ffn_norm, bt, D, c.rms_eps);
+      });
+    }
     if (c.rotate_inputs) RotateRows(xb_, n, D);
     if (observer_) observer_->Observe(l, "ffn_in", xb_, n, D);
     mm_.act_ready = fuse_ffn;
-    MatMulMulti(gate_up, 2, xb_, D, n, mm_, pool_);
+    {
+      StepTimer st(profile_, P::kGateUp, {&lw.w_gate, &lw.w_up});
+      MatMulMulti(gate_up, 2, xb_, D, n, mm_, pool_);
+    }
     mm_.act_ready = false;
     const MatMulOut down{&lw.w_down, xb_, D};
     const bool fuse_down = fuse_ && !c.rotate_inputs && MatMulQuantizesInput(&down, 1, n, mm_);
     QuantAct ha = MakeQuantAct(mm_.act, n, H);
-    ForTokens(n, [&](int32_t t) {
-      if (fuse_down) SwiGluQuant(hb_ + t * H, hb2_ + t * H, H, &ha, t);
-      else SwiGlu(hb_ + t * H, hb2_ + t * H, H);
-    });
+    {
+      StepTimer st(profile_, P::kSwiGlu);
+      ForTokens(n, [&](int32_t t) {
+        if (fuse_down) SwiGluQuant(hb_ + t * H, hb2_ + t * H, H, &ha, t);
+        else SwiGlu(hb_ + t * H, hb2_ + t * H, H);
+      });
+    }
     if (c.rotate_inputs) RotateRows(hb_, n, H);
     if (observer_) observer_->Observe(l, "ffn_mid", hb_, n, H);
     mm_.act_ready = fuse_down;
-    MatMul(lw.w_down, hb_, H, n, xb_, D, mm_, pool_);
+    {
+      StepTimer st(profile_, P::kDown, {&lw.w_down});
+      MatMul(lw.w_down, hb_, H, n, xb_, D, mm_, pool_);
+    }
     mm_.act_ready = false;
+    StepTimer st(profile_, P::kResidual);
     ForTokens(n, [&](int32_t t) { AddInto(x_ + t * D, xb_ + t * D, D); });
   }
 
@@ -598,6 +683,7 @@ void LlamaGraph::ForwardChunk(int32_t n, float* logits) {
   int32_t count = 0;
   for (int32_t t = 0; t < n; ++t) count += batch_[t].logits ? 1 : 0;
   if (count == 0) return;
+  StepTimer head_timer(profile_, P::kHead, {&w.output});
   const MatMulOut head{&w.output, logits, c.vocab_size};
   const bool fuse_head = fuse_ && MatMulQuantizesInput(&head, 1, count, mm_);
   QuantAct oa = MakeQuantAct(mm_.act, count, D);

@@ -37,6 +37,32 @@ struct BatchToken {
   bool logits = false;
 };
 
+// Where forward passes spend their time, step by step (edgeq bench --profile): the wall
+// time of each step as the calling thread sees it (a parallel step ends when its last
+// thread does), summed over layers and calls, and the weight bytes the matrix steps read.
+struct ForwardProfile {
+  enum Step {
+    kEmbed,      // embedding rows, RoPE tables
+    kAttnNorm,   // RMSNorm (+ activation quantization) before q/k/v
+    kQkv,        // q/k/v matrix products
+    kRopeKv,     // biases, QK-norm, RoPE, KV-cache store
+    kAttention,  // scores, softmax, value sum
+    kWo,         // output projection
+    kFfnNorm,    // residual add, RMSNorm (+ quantization) before gate/up
+    kGateUp,     // gate/up matrix products
+    kSwiGlu,     // SwiGLU (+ quantization)
+    kDown,       // down projection
+    kResidual,   // residual add after the FFN
+    kHead,       // final norm and classifier
+    kSteps
+  };
+  static const char* Name(int step);
+  double seconds[kSteps] = {};
+  uint64_t weight_bytes[kSteps] = {};  // weights read by the matrix steps
+  int64_t tokens = 0;                  // tokens forwarded
+  double total_seconds = 0;            // whole forward passes
+};
+
 class LlamaGraph {
  public:
   // n_ctx: KV cache length per sequence (<= the model's context); max_batch: tokens per
@@ -60,6 +86,8 @@ class LlamaGraph {
   int32_t n_seq() const { return n_seq_; }
   int32_t max_batch() const { return max_batch_; }
   void set_observer(ActivationObserver* o) { observer_ = o; }
+  // Accumulates step timings into *p while set (nullptr: off, no clock reads).
+  void set_profile(ForwardProfile* p) { profile_ = p; }
   // Token-adaptive activation precision (Squat-style): after each attention, tokens
   // whose mean attention to the first token (the attention sink) is below the running
   // median of that layer use 4-bit activations in the layer's remaining matrix products
@@ -98,6 +126,7 @@ class LlamaGraph {
   const Model& model_;
   ThreadPool& pool_;
   ActivationObserver* observer_ = nullptr;
+  ForwardProfile* profile_ = nullptr;
   bool adaptive_ = false;
   bool fuse_ = true;
   std::vector<int32_t> att_tiles_;  // [B + 1] first token of each fp32 attention tile

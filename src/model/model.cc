@@ -22,12 +22,13 @@ float* Model::Own(std::vector<float> v) {
   return owned_f32.back()->data();
 }
 
+uint64_t MatMulReadBytes(const Tensor2D& t) {
+  if (t.empty()) return 0;
+  return t.packed != nullptr ? t.packed_bytes : t.row_bytes * t.rows;
+}
+
 uint64_t Model::WeightBytes() const {
-  // What decode reads: the packed copy when the kernels use one, else the stored rows.
-  auto bytes = [](const Tensor2D& t) -> uint64_t {
-    if (t.empty()) return 0;
-    return t.packed != nullptr ? t.packed_bytes : t.row_bytes * t.rows;
-  };
+  const auto bytes = MatMulReadBytes;
   uint64_t total = 0;
   for (const auto& l : weights.layers) {
     total += bytes(l.wq) + bytes(l.wk) + bytes(l.wv) + bytes(l.wo);

@@ -67,6 +67,10 @@ struct Model {
   uint64_t WeightBytes() const;
 };
 
+// Bytes a matrix product reads of t: the packed copy when the kernels use one, else the
+// stored rows.
+uint64_t MatMulReadBytes(const Tensor2D& t);
+
 struct LoadOptions {
   std::string model_path;      // GGUF file, llama2.c .bin, or HF directory
   std::string tokenizer_path;  // llama2.c tokenizer.bin (-z); optional elsewhere
