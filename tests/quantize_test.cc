@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "format/gguf.h"
+#include "kernels/kernels.h"
 #include "model/model.h"
 #include "test_util.h"
 
@@ -58,6 +59,32 @@ TEST(Quantize, EverySchemeAndOutlierMethodRuns) {
       ASSERT_EQ(r.exit_code, 0) << scheme << " " << outliers << ": " << r.err;
       EXPECT_FALSE(r.out.empty());
     }
+  }
+}
+
+// The kernels' packed copies of all the matrices are one buffer, in the order decode
+// reads them (model.cc RepackForKernels), each on a 4 KiB boundary: no partly used huge
+// page per matrix, and the prefetch past one op's end fetches the next op's start.
+TEST(Quantize, PackedWeightsAreOneBufferInDecodeOrder) {
+  const std::string out = test::TempDir() + "/q_layout.gguf";
+  auto q = RunEdgeq("quantize " + M() + " " + out + " --scheme w4a8-g32 -q");
+  ASSERT_EQ(q.exit_code, 0) << q.err;
+  ASSERT_NE(Kernels().gemm_eq_packed, nullptr) << Kernels().isa;
+  auto m = LoadModel({out, ""});
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  const ModelWeights& w = (*m)->weights;
+  std::vector<const Tensor2D*> order;
+  for (const LayerWeights& l : w.layers) {
+    for (const Tensor2D* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) order.push_back(t);
+  }
+  order.push_back(&w.output);
+  const uint8_t* next = order[0]->packed;
+  for (size_t i = 0; i < order.size(); ++i) {
+    ASSERT_NE(order[i]->packed, nullptr) << "matrix " << i;
+    EXPECT_EQ(order[i]->packed, next) << "matrix " << i << " is not where the previous one ends";
+    EXPECT_EQ(order[i]->packed_bytes, Kernels().packed_eq_bytes(static_cast<EqType>(order[i]->type), order[i]->rows,
+                                                                  order[i]->cols));
+    next = order[i]->packed + (order[i]->packed_bytes + 4095) / 4096 * 4096;
   }
 }
 

@@ -101,30 +101,45 @@ Status CheckModelMemory(const Model& m) {
 Status RepackForKernels(Model* m) {
   const char* off = std::getenv("EDGEQ_NO_REPACK");
   if (off != nullptr && off[0] != 0 && off[0] != '0') return Status::Ok();
-  auto pack = [&](Tensor2D* t) -> Status {
-    if (t->empty() || !IsEqType(t->type) || !PackableEq(static_cast<EqType>(t->type))) return Status::Ok();
-    const KernelTable& k = Kernels();
-    const uint64_t bytes = k.packed_eq_bytes(static_cast<EqType>(t->type), t->rows, t->cols);
-    std::shared_ptr<void> buf = AllocateLarge(bytes);  // huge pages: decode streams through it
-    if (buf == nullptr) {
-      return ResourceExhausted("cannot allocate " + std::to_string(bytes >> 20) + " MiB to repack the weights");
-    }
-    void* mem = buf.get();
+  const KernelTable& k = Kernels();
+  // Every packed matrix in one huge-page buffer, in the order decode reads them (layer by
+  // layer q, k, v, o, gate, up, down, then the classifier), each on a 4 KiB boundary:
+  // one buffer instead of one per matrix leaves no partly used 2 MiB page per matrix
+  // (tinyllama w4a8-g128: 111 MB less peak RSS), puts the small ones (k, v) on huge pages,
+  // and lets the prefetch that runs past the end of one op fetch the start of the next.
+  std::vector<Tensor2D*> order;
+  for (LayerWeights& l : m->weights.layers) {
+    for (Tensor2D* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) order.push_back(t);
+  }
+  order.push_back(&m->weights.output);  // a tied head gets its own packed copy too
+  constexpr uint64_t kAlign = 4096;
+  std::vector<uint64_t> offset(order.size(), 0), bytes(order.size(), 0);
+  uint64_t total = 0;
+  for (size_t i = 0; i < order.size(); ++i) {
+    const Tensor2D* t = order[i];
+    if (t->empty() || !IsEqType(t->type) || !PackableEq(static_cast<EqType>(t->type))) continue;
+    bytes[i] = k.packed_eq_bytes(static_cast<EqType>(t->type), t->rows, t->cols);
+    offset[i] = total;
+    total += (bytes[i] + kAlign - 1) / kAlign * kAlign;
+  }
+  if (total == 0) return Status::Ok();
+  std::shared_ptr<void> buf = AllocateLarge(total);  // huge pages: decode streams through it
+  if (buf == nullptr) {
+    return ResourceExhausted("cannot allocate " + std::to_string(total >> 20) + " MiB to repack the weights");
+  }
+  uint8_t* base = static_cast<uint8_t*>(buf.get());
+  for (size_t i = 0; i < order.size(); ++i) {
+    if (bytes[i] == 0) continue;
+    Tensor2D* t = order[i];
     k.pack_eq(static_cast<EqType>(t->type), static_cast<const uint8_t*>(t->data), t->row_bytes, t->rows, t->cols,
-              static_cast<uint8_t*>(mem));
-    t->packed = static_cast<const uint8_t*>(mem);
-    t->packed_bytes = bytes;
-    m->keep_alive.push_back(std::move(buf));
+              base + offset[i]);
+    t->packed = base + offset[i];
+    t->packed_bytes = bytes[i];
     // The row layout stays mapped (convert, quantize and embeddings read it) but need not
     // stay resident: the kernels read the packed copy. Not for the token embedding's rows.
     if (m->gguf && t->data != m->weights.token_embd.data) m->gguf->ReleasePages(t->data, t->row_bytes * t->rows);
-    return Status::Ok();
-  };
-  // The token embedding is read by rows (GetRowF32); a tied output head gets its own packed copy.
-  RETURN_IF_ERROR(pack(&m->weights.output));
-  for (LayerWeights& l : m->weights.layers) {
-    for (Tensor2D* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) RETURN_IF_ERROR(pack(t));
   }
+  m->keep_alive.push_back(std::move(buf));
   return Status::Ok();
 }
 
