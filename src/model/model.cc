@@ -12,7 +12,30 @@
 #include "kernels/kernels.h"
 #include "kernels/packed.h"
 
+// Under AddressSanitizer each packed matrix is followed by a poisoned gap, so that a
+// kernel reading past the end of its matrix is caught as it was when every matrix had its
+// own allocation (the fuzz targets rely on it).
+#if defined(__SANITIZE_ADDRESS__)
+#define EDGEQ_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define EDGEQ_ASAN 1
+#endif
+#endif
+#if defined(EDGEQ_ASAN)
+#include <sanitizer/asan_interface.h>
+#endif
+
 namespace edgeq {
+namespace {
+#if defined(EDGEQ_ASAN)
+constexpr uint64_t kAsanGuard = 4096;
+void PoisonForAsan(const void* p, size_t n) { ASAN_POISON_MEMORY_REGION(p, n); }
+#else
+constexpr uint64_t kAsanGuard = 0;
+void PoisonForAsan(const void*, size_t) {}
+#endif
+}  // namespace
 
 Model::Model() = default;
 Model::~Model() = default;
@@ -120,7 +143,7 @@ Status RepackForKernels(Model* m) {
     if (t->empty() || !IsEqType(t->type) || !PackableEq(static_cast<EqType>(t->type))) continue;
     bytes[i] = k.packed_eq_bytes(static_cast<EqType>(t->type), t->rows, t->cols);
     offset[i] = total;
-    total += (bytes[i] + kAlign - 1) / kAlign * kAlign;
+    total += (bytes[i] + kAsanGuard + kAlign - 1) / kAlign * kAlign;
   }
   if (total == 0) return Status::Ok();
   std::shared_ptr<void> buf = AllocateLarge(total);  // huge pages: decode streams through it
@@ -135,6 +158,7 @@ Status RepackForKernels(Model* m) {
               base + offset[i]);
     t->packed = base + offset[i];
     t->packed_bytes = bytes[i];
+    PoisonForAsan(base + offset[i] + bytes[i], (bytes[i] + kAsanGuard + kAlign - 1) / kAlign * kAlign - bytes[i]);
     // The row layout stays mapped (convert, quantize and embeddings read it) but need not
     // stay resident: the kernels read the packed copy. Not for the token embedding's rows.
     if (m->gguf && t->data != m->weights.token_embd.data) m->gguf->ReleasePages(t->data, t->row_bytes * t->rows);
