@@ -46,7 +46,7 @@ struct ForwardProfile {
     kAttnNorm,   // RMSNorm (+ activation quantization) before q/k/v
     kQkv,        // q/k/v matrix products
     kRopeKv,     // biases, QK-norm, RoPE, KV-cache store
-    kAttention,  // scores, softmax, value sum
+    kAttention,  // scores, softmax, value sum (and a quantized cache's key-block writes, importance)
     kWo,         // output projection
     kFfnNorm,    // residual add, RMSNorm (+ quantization) before gate/up
     kGateUp,     // gate/up matrix products
