@@ -12,40 +12,25 @@ profile.
 import argparse
 import json
 import statistics
-import subprocess
 import sys
+
+from bench_rounds import add_common_args, decode_rounds
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("models", nargs="+")
-    ap.add_argument("--edgeq", default="build/edgeq")
-    ap.add_argument("-n", type=int, default=64)
-    ap.add_argument("-t", type=int, default=2)
-    ap.add_argument("-r", type=int, default=3)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--jsonl", help="write every run's profile here")
+    add_common_args(ap)
     a = ap.parse_args()
     runs = {m: [] for m in a.models}
     out = open(a.jsonl, "w") if a.jsonl else None
-    for rnd in range(a.rounds):
-        for m in a.models:
-            cmd = [a.edgeq, "bench", "-m", m, "-p", "0", "-n", str(a.n), "-t", str(a.t), "-r", str(a.r), "--profile",
-                   "--json"]
-            p = subprocess.run(cmd, capture_output=True, text=True)
-            if p.returncode != 0:
-                sys.exit(f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr.strip()[-500:]}")
-            rows = [r for r in json.loads(p.stdout) if r.get("n_gen", 0) > 0 and "profile" in r]
-            if not rows:
-                sys.exit(f"{' '.join(cmd)}: no decode row with a profile in its JSON")
-            r = rows[0]
-            s = {"round": rnd + 1, "model": m, "avg_ts": r["avg_ts"], "profile": r["profile"]}
-            runs[m].append(s)
-            if out:
-                out.write(json.dumps(s) + "\n")
-                out.flush()
-            print(f"round {rnd + 1}/{a.rounds} {m}: {r['avg_ts']:.2f} t/s, forward "
-                  f"{r['profile']['forward_ms_per_token']:.3f} ms/token", file=sys.stderr)
+    for rnd, m, r in decode_rounds(a, ["--profile"], "profile"):
+        s = {"round": rnd + 1, "model": m, "avg_ts": r["avg_ts"], "profile": r["profile"]}
+        runs[m].append(s)
+        if out:
+            out.write(json.dumps(s) + "\n")
+            out.flush()
+        print(f"round {rnd + 1}/{a.rounds} {m}: {r['avg_ts']:.2f} t/s, forward "
+              f"{r['profile']['forward_ms_per_token']:.3f} ms/token", file=sys.stderr)
     for m, rs in runs.items():
         med = lambda f: statistics.median(f(x["profile"]) for x in rs)
         fwd = med(lambda p: p["forward_ms_per_token"])

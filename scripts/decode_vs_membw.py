@@ -14,42 +14,27 @@ per-round ratios), and writes every sample as JSON lines with --jsonl.
 import argparse
 import json
 import statistics
-import subprocess
 import sys
+
+from bench_rounds import add_common_args, decode_rounds
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("models", nargs="+")
-    ap.add_argument("--edgeq", default="build/edgeq")
-    ap.add_argument("-n", type=int, default=64)
-    ap.add_argument("-t", type=int, default=2)
-    ap.add_argument("-r", type=int, default=3)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--jsonl", help="write every sample here")
+    add_common_args(ap)
     a = ap.parse_args()
     samples = {m: [] for m in a.models}
     out = open(a.jsonl, "w") if a.jsonl else None
-    for rnd in range(a.rounds):
-        for m in a.models:
-            cmd = [a.edgeq, "bench", "--membw", "-m", m, "-p", "0", "-n", str(a.n), "-t", str(a.t), "-r", str(a.r),
-                   "--json"]
-            p = subprocess.run(cmd, capture_output=True, text=True)
-            if p.returncode != 0:
-                sys.exit(f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr.strip()[-500:]}")
-            rows = [r for r in json.loads(p.stdout) if r.get("n_gen", 0) > 0 and "membw_gbps" in r]
-            if not rows:
-                sys.exit(f"{' '.join(cmd)}: no decode row with membw_gbps in its JSON")
-            r = rows[0]
-            s = {"round": rnd + 1, "model": m, "membw_gbps": r["membw_gbps"], "avg_ts": r["avg_ts"],
-                 "decode_weight_gbps": r["decode_weight_gbps"], "membw_fraction": r["membw_fraction"],
-                 "weight_bytes_per_token": r["weight_bytes_per_token"], "peak_rss_bytes": r.get("peak_rss_bytes")}
-            samples[m].append(s)
-            if out:
-                out.write(json.dumps(s) + "\n")
-                out.flush()
-            print(f"round {rnd + 1}/{a.rounds} {m}: {s['membw_gbps']:.1f} GB/s measured, {s['avg_ts']:.2f} t/s, "
-                  f"{s['decode_weight_gbps']:.1f} GB/s in decode = {100 * s['membw_fraction']:.0f}%", file=sys.stderr)
+    for rnd, m, r in decode_rounds(a, ["--membw"], "membw_gbps"):
+        s = {"round": rnd + 1, "model": m, "membw_gbps": r["membw_gbps"], "avg_ts": r["avg_ts"],
+             "decode_weight_gbps": r["decode_weight_gbps"], "membw_fraction": r["membw_fraction"],
+             "weight_bytes_per_token": r["weight_bytes_per_token"], "peak_rss_bytes": r.get("peak_rss_bytes")}
+        samples[m].append(s)
+        if out:
+            out.write(json.dumps(s) + "\n")
+            out.flush()
+        print(f"round {rnd + 1}/{a.rounds} {m}: {s['membw_gbps']:.1f} GB/s measured, {s['avg_ts']:.2f} t/s, "
+              f"{s['decode_weight_gbps']:.1f} GB/s in decode = {100 * s['membw_fraction']:.0f}%", file=sys.stderr)
     print("| model | measured GB/s | tg t/s | weight MB/token | decode GB/s | of measured (median, min-max) |")
     print("|---|---|---|---|---|---|")
     for m, ss in samples.items():
