@@ -38,7 +38,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   };
   touch(model.weights.output);
   for (const auto& l : model.weights.layers) {
-    for (const edgeq::Tensor2D* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) touch(*t);
+    for (const edgeq::Tensor2D* t : l.Matrices()) touch(*t);
   }
   // One token through the forward pass (1 thread: deterministic, and the fuzzer's
   // process stays single-threaded).

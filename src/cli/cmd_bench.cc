@@ -77,12 +77,12 @@ nlohmann::json ReportProfile(const ForwardProfile& p, const std::string& test) {
       line += buf;
     }
   }
-  j["forward_ms_per_token"] = p.total_seconds * per;
-  j["unprofiled_ms_per_token"] = (p.total_seconds - steps) * per;
+  const double forward_ms = p.total_seconds * per, outside_ms = (p.total_seconds - steps) * per;
+  j["forward_ms_per_token"] = forward_ms;
+  j["unprofiled_ms_per_token"] = outside_ms;
   j["tokens"] = p.tokens;
   char buf[96];
-  std::snprintf(buf, sizeof buf, "; forward %.3f, of which outside the steps %.3f\n", p.total_seconds * per,
-                (p.total_seconds - steps) * per);
+  std::snprintf(buf, sizeof buf, "; forward %.3f, of which outside the steps %.3f\n", forward_ms, outside_ms);
   std::fputs((line + buf).c_str(), stderr);
   return j;
 }
@@ -183,7 +183,7 @@ int Run(BenchFlags& f) {
   add(model->weights.token_embd);
   if (!c.tied_embeddings) add(model->weights.output);
   for (const auto& l : model->weights.layers) {
-    for (const Tensor2D* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) add(*t);
+    for (const Tensor2D* t : l.Matrices()) add(*t);
   }
   const double bpw = params ? 8.0 * stored / params : 0;
   const std::string scheme = f.scheme.empty() ? TypeName(model->weights.wq_type()) : f.scheme;

@@ -35,6 +35,17 @@ void PoisonForAsan(const void* p, size_t n) { ASAN_POISON_MEMORY_REGION(p, n); }
 constexpr uint64_t kAsanGuard = 0;
 void PoisonForAsan(const void*, size_t) {}
 #endif
+
+// EDGEQ_NO_REPACK=1 keeps every matrix in its stored rows.
+bool RepackEnabled() {
+  const char* off = std::getenv("EDGEQ_NO_REPACK");
+  return off == nullptr || off[0] == 0 || off[0] == '0';
+}
+
+// Whether the kernels want a packed copy of t (integer formats with a packed layout).
+bool HasPackedLayout(const Tensor2D& t) {
+  return !t.empty() && IsEqType(t.type) && PackableEq(static_cast<EqType>(t.type));
+}
 }  // namespace
 
 Model::Model() = default;
@@ -51,13 +62,11 @@ uint64_t MatMulReadBytes(const Tensor2D& t) {
 }
 
 uint64_t Model::WeightBytes() const {
-  const auto bytes = MatMulReadBytes;
   uint64_t total = 0;
   for (const auto& l : weights.layers) {
-    total += bytes(l.wq) + bytes(l.wk) + bytes(l.wv) + bytes(l.wo);
-    total += bytes(l.w_gate) + bytes(l.w_down) + bytes(l.w_up);
+    for (const Tensor2D* t : l.Matrices()) total += MatMulReadBytes(*t);
   }
-  total += bytes(weights.output);
+  total += MatMulReadBytes(weights.output);
   total += weights.token_embd.row_bytes;  // one embedding row per token
   return total;
 }
@@ -80,11 +89,10 @@ Result<std::unique_ptr<Model>> LoadModel(const LoadOptions& opts) {
 
 ModelMemory EstimateModelMemory(const Model& m) {
   ModelMemory r;
-  const char* off = std::getenv("EDGEQ_NO_REPACK");
-  const bool repack = off == nullptr || off[0] == 0 || off[0] == '0';
+  const bool repack = RepackEnabled();
   auto add = [&](const Tensor2D& t) {
     if (t.empty()) return;
-    if (repack && IsEqType(t.type) && PackableEq(static_cast<EqType>(t.type))) {
+    if (repack && HasPackedLayout(t)) {
       const uint64_t b = Kernels().packed_eq_bytes(static_cast<EqType>(t.type), t.rows, t.cols);
       r.weight_bytes += b;
       r.repacked_bytes += b;
@@ -97,7 +105,7 @@ ModelMemory EstimateModelMemory(const Model& m) {
   // unless it gets its own packed copy.
   const Tensor2D& e = w.token_embd;
   if (!e.empty()) r.weight_bytes += e.row_bytes * static_cast<uint64_t>(e.rows);
-  if (w.output.data != e.data || (repack && IsEqType(w.output.type) && PackableEq(static_cast<EqType>(w.output.type)))) {
+  if (w.output.data != e.data || (repack && HasPackedLayout(w.output))) {
     add(w.output);
   }
   // Matrices through their Tensor2D (mapped or owned), fp32 vectors (norms, biases) by size.
@@ -106,7 +114,7 @@ ModelMemory EstimateModelMemory(const Model& m) {
   const uint64_t kv_dim = static_cast<uint64_t>(c.n_kv_heads) * c.head_dim;
   uint64_t vec = w.output_norm != nullptr ? c.dim : 0;
   for (const LayerWeights& l : w.layers) {
-    for (const Tensor2D* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) add(*t);
+    for (const Tensor2D* t : l.Matrices()) add(*t);
     vec += (l.attn_norm ? c.dim : 0) + (l.ffn_norm ? c.dim : 0) + (l.bq ? q_dim : 0) + (l.bk ? kv_dim : 0) +
            (l.bv ? kv_dim : 0) + (l.q_norm ? c.head_dim : 0) + (l.k_norm ? c.head_dim : 0);
   }
@@ -122,8 +130,7 @@ Status CheckModelMemory(const Model& m) {
 }
 
 Status RepackForKernels(Model* m) {
-  const char* off = std::getenv("EDGEQ_NO_REPACK");
-  if (off != nullptr && off[0] != 0 && off[0] != '0') return Status::Ok();
+  if (!RepackEnabled()) return Status::Ok();
   const KernelTable& k = Kernels();
   // Every packed matrix in one huge-page buffer, in the order decode reads them (layer by
   // layer q, k, v, o, gate, up, down, then the classifier), each on a 4 KiB boundary:
@@ -132,19 +139,19 @@ Status RepackForKernels(Model* m) {
   // and lets the prefetch that runs past the end of one op fetch the start of the next.
   std::vector<Tensor2D*> order;
   for (LayerWeights& l : m->weights.layers) {
-    for (Tensor2D* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) order.push_back(t);
+    for (Tensor2D* t : l.Matrices()) order.push_back(t);
   }
   order.push_back(&m->weights.output);  // a tied head gets its own packed copy too
   constexpr uint64_t kAlign = 4096;
-  std::vector<uint64_t> offset(order.size(), 0), bytes(order.size(), 0);
-  uint64_t total = 0;
+  // Matrix i's copy is bytes[i] at offset[i]; offset[i + 1] - offset[i] - bytes[i] is the
+  // padding (and guard) after it.
+  std::vector<uint64_t> offset(order.size() + 1, 0), bytes(order.size(), 0);
   for (size_t i = 0; i < order.size(); ++i) {
     const Tensor2D* t = order[i];
-    if (t->empty() || !IsEqType(t->type) || !PackableEq(static_cast<EqType>(t->type))) continue;
-    bytes[i] = k.packed_eq_bytes(static_cast<EqType>(t->type), t->rows, t->cols);
-    offset[i] = total;
-    total += (bytes[i] + kAsanGuard + kAlign - 1) / kAlign * kAlign;
+    if (HasPackedLayout(*t)) bytes[i] = k.packed_eq_bytes(static_cast<EqType>(t->type), t->rows, t->cols);
+    offset[i + 1] = offset[i] + (bytes[i] == 0 ? 0 : (bytes[i] + kAsanGuard + kAlign - 1) / kAlign * kAlign);
   }
+  const uint64_t total = offset.back();
   if (total == 0) return Status::Ok();
   std::shared_ptr<void> buf = AllocateLarge(total);  // huge pages: decode streams through it
   if (buf == nullptr) {
@@ -158,7 +165,7 @@ Status RepackForKernels(Model* m) {
               base + offset[i]);
     t->packed = base + offset[i];
     t->packed_bytes = bytes[i];
-    PoisonForAsan(base + offset[i] + bytes[i], (bytes[i] + kAsanGuard + kAlign - 1) / kAlign * kAlign - bytes[i]);
+    PoisonForAsan(base + offset[i] + bytes[i], offset[i + 1] - offset[i] - bytes[i]);
     // The row layout stays mapped (convert, quantize and embeddings read it) but need not
     // stay resident: the kernels read the packed copy. Not for the token embedding's rows.
     if (m->gguf && t->data != m->weights.token_embd.data) m->gguf->ReleasePages(t->data, t->row_bytes * t->rows);

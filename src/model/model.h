@@ -3,6 +3,7 @@
 // layout allows it; small vectors (norms, biases) are converted to fp32 and owned.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -33,6 +34,11 @@ struct LayerWeights {
   Tensor2D w_gate;                   // [hidden, dim]  (llama2.c w1)
   Tensor2D w_down;                   // [dim, hidden]  (llama2.c w2)
   Tensor2D w_up;                     // [hidden, dim]  (llama2.c w3)
+
+  // The seven matrices, in the order a forward pass reads them (q, k, v, o, gate, up,
+  // down): RepackForKernels lays their packed copies out in this order.
+  std::array<Tensor2D*, 7> Matrices() { return {&wq, &wk, &wv, &wo, &w_gate, &w_up, &w_down}; }
+  std::array<const Tensor2D*, 7> Matrices() const { return {&wq, &wk, &wv, &wo, &w_gate, &w_up, &w_down}; }
 };
 
 struct ModelWeights {

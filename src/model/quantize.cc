@@ -215,7 +215,7 @@ Result<std::unique_ptr<Model>> QuantizeInMemory(const Model& model, const std::s
   if (tied) w.output = w.token_embd;
   else convert(&w.output, fmt_embed);
   for (auto& l : w.layers) {
-    for (Tensor2D* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) convert(t, fmt_matrix);
+    for (Tensor2D* t : l.Matrices()) convert(t, fmt_matrix);
   }
   RETURN_IF_ERROR(status);
   RETURN_IF_ERROR(RepackForKernels(out.get()));
