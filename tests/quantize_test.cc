@@ -91,6 +91,8 @@ TEST(Quantize, PackedWeightsAreOneBufferInDecodeOrder) {
                                                                   order[i]->cols));
     next = order[i]->packed + (order[i]->packed_bytes + guard + 4095) / 4096 * 4096;
   }
+  // The memory check before loading counts the same buffer, padding included.
+  EXPECT_EQ(EstimateModelMemory(**m).repacked_bytes, static_cast<uint64_t>(next - order[0]->packed));
 }
 
 // One buffer for all packed matrices must not hide a kernel that reads past the end of

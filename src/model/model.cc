@@ -46,6 +46,13 @@ bool RepackEnabled() {
 bool HasPackedLayout(const Tensor2D& t) {
   return !t.empty() && IsEqType(t.type) && PackableEq(static_cast<EqType>(t.type));
 }
+
+// The space a packed matrix of `bytes` takes in the repack buffer (RepackForKernels): its
+// bytes, the ASan guard after it, rounded up to the next matrix's 4 KiB boundary.
+constexpr uint64_t kPackedAlign = 4096;
+uint64_t PackedSlotBytes(uint64_t bytes) {
+  return bytes == 0 ? 0 : (bytes + kAsanGuard + kPackedAlign - 1) / kPackedAlign * kPackedAlign;
+}
 }  // namespace
 
 Model::Model() = default;
@@ -93,7 +100,7 @@ ModelMemory EstimateModelMemory(const Model& m) {
   auto add = [&](const Tensor2D& t) {
     if (t.empty()) return;
     if (repack && HasPackedLayout(t)) {
-      const uint64_t b = Kernels().packed_eq_bytes(static_cast<EqType>(t.type), t.rows, t.cols);
+      const uint64_t b = PackedSlotBytes(Kernels().packed_eq_bytes(static_cast<EqType>(t.type), t.rows, t.cols));
       r.weight_bytes += b;
       r.repacked_bytes += b;
     } else {
@@ -142,14 +149,13 @@ Status RepackForKernels(Model* m) {
     for (Tensor2D* t : l.Matrices()) order.push_back(t);
   }
   order.push_back(&m->weights.output);  // a tied head gets its own packed copy too
-  constexpr uint64_t kAlign = 4096;
   // Matrix i's copy is bytes[i] at offset[i]; offset[i + 1] - offset[i] - bytes[i] is the
   // padding (and guard) after it.
   std::vector<uint64_t> offset(order.size() + 1, 0), bytes(order.size(), 0);
   for (size_t i = 0; i < order.size(); ++i) {
     const Tensor2D* t = order[i];
     if (HasPackedLayout(*t)) bytes[i] = k.packed_eq_bytes(static_cast<EqType>(t->type), t->rows, t->cols);
-    offset[i + 1] = offset[i] + (bytes[i] == 0 ? 0 : (bytes[i] + kAsanGuard + kAlign - 1) / kAlign * kAlign);
+    offset[i + 1] = offset[i] + PackedSlotBytes(bytes[i]);
   }
   const uint64_t total = offset.back();
   if (total == 0) return Status::Ok();

@@ -95,7 +95,7 @@ Status RepackForKernels(Model* m);
 // copy; the mapped rows are released) and the rest as stored (mapped or owned).
 struct ModelMemory {
   uint64_t weight_bytes = 0;
-  uint64_t repacked_bytes = 0;  // part of weight_bytes
+  uint64_t repacked_bytes = 0;  // part of weight_bytes: the repack buffer, alignment included
 };
 ModelMemory EstimateModelMemory(const Model& m);
 // ResourceExhausted naming the sizes when the model cannot fit in the available memory
