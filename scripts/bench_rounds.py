@@ -2,12 +2,20 @@
 (decode_vs_membw.py, decode_profile.py): the common flags, and the rounds themselves.
 
 Each round runs `edgeq bench -m MODEL -p 0 -n N -t T -r R --json` plus the caller's flags
-for every model in turn (so that drifts of the machine hit the models alike) and hands the
-caller the JSON object of the decode test.
+for every model in turn (so that drifts of the machine hit the models alike); the caller
+turns the JSON object of each decode test into the sample it keeps (collect_samples).
 """
+import argparse
 import json
 import subprocess
 import sys
+
+
+def parse_args(doc):
+    """The common flags, with the calling script's docstring as its help."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_args(ap)
+    return ap.parse_args()
 
 
 def add_common_args(ap):
@@ -34,3 +42,23 @@ def decode_rounds(a, extra_flags, need_key):
             if not rows:
                 sys.exit(f"{' '.join(cmd)}: no decode row with {need_key} in its JSON")
             yield rnd, m, rows[0]
+
+
+def collect_samples(a, extra_flags, need_key, make_sample, describe):
+    """Runs the rounds; each decode row becomes make_sample(round, model, row) (a dict,
+    written as a JSON line to --jsonl when given), and a progress line "round i/n MODEL:
+    describe(sample)" goes to stderr. Returns {model: [samples in round order]}."""
+    samples = {m: [] for m in a.models}
+    out = open(a.jsonl, "w") if a.jsonl else None
+    try:
+        for rnd, m, r in decode_rounds(a, extra_flags, need_key):
+            s = make_sample(rnd + 1, m, r)
+            samples[m].append(s)
+            if out:
+                out.write(json.dumps(s) + "\n")
+                out.flush()
+            print(f"round {rnd + 1}/{a.rounds} {m}: {describe(s)}", file=sys.stderr)
+    finally:
+        if out:
+            out.close()
+    return samples

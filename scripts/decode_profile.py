@@ -9,28 +9,17 @@ profile.
 
   scripts/decode_profile.py --edgeq build/edgeq tl-w4a8-g128.gguf tl-w8a8.gguf --rounds 5
 """
-import argparse
-import json
 import statistics
-import sys
 
-from bench_rounds import add_common_args, decode_rounds
+from bench_rounds import collect_samples, parse_args
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_args(ap)
-    a = ap.parse_args()
-    runs = {m: [] for m in a.models}
-    out = open(a.jsonl, "w") if a.jsonl else None
-    for rnd, m, r in decode_rounds(a, ["--profile"], "profile"):
-        s = {"round": rnd + 1, "model": m, "avg_ts": r["avg_ts"], "profile": r["profile"]}
-        runs[m].append(s)
-        if out:
-            out.write(json.dumps(s) + "\n")
-            out.flush()
-        print(f"round {rnd + 1}/{a.rounds} {m}: {r['avg_ts']:.2f} t/s, forward "
-              f"{r['profile']['forward_ms_per_token']:.3f} ms/token", file=sys.stderr)
+    a = parse_args(__doc__)
+    runs = collect_samples(
+        a, ["--profile"], "profile",
+        lambda rnd, m, r: {"round": rnd, "model": m, "avg_ts": r["avg_ts"], "profile": r["profile"]},
+        lambda s: f"{s['avg_ts']:.2f} t/s, forward {s['profile']['forward_ms_per_token']:.3f} ms/token")
     for m, rs in runs.items():
         med = lambda f: statistics.median(f(x["profile"]) for x in rs)
         fwd = med(lambda p: p["forward_ms_per_token"])

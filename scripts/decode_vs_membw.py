@@ -11,30 +11,21 @@ per-round ratios), and writes every sample as JSON lines with --jsonl.
 
   scripts/decode_vs_membw.py --edgeq build/edgeq tl-w4a8-g128.gguf tl-w8a8.gguf --rounds 5
 """
-import argparse
-import json
 import statistics
-import sys
 
-from bench_rounds import add_common_args, decode_rounds
+from bench_rounds import collect_samples, parse_args
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_args(ap)
-    a = ap.parse_args()
-    samples = {m: [] for m in a.models}
-    out = open(a.jsonl, "w") if a.jsonl else None
-    for rnd, m, r in decode_rounds(a, ["--membw"], "membw_gbps"):
-        s = {"round": rnd + 1, "model": m, "membw_gbps": r["membw_gbps"], "avg_ts": r["avg_ts"],
-             "decode_weight_gbps": r["decode_weight_gbps"], "membw_fraction": r["membw_fraction"],
-             "weight_bytes_per_token": r["weight_bytes_per_token"], "peak_rss_bytes": r.get("peak_rss_bytes")}
-        samples[m].append(s)
-        if out:
-            out.write(json.dumps(s) + "\n")
-            out.flush()
-        print(f"round {rnd + 1}/{a.rounds} {m}: {s['membw_gbps']:.1f} GB/s measured, {s['avg_ts']:.2f} t/s, "
-              f"{s['decode_weight_gbps']:.1f} GB/s in decode = {100 * s['membw_fraction']:.0f}%", file=sys.stderr)
+    a = parse_args(__doc__)
+    samples = collect_samples(
+        a, ["--membw"], "membw_gbps",
+        lambda rnd, m, r: {"round": rnd, "model": m, "membw_gbps": r["membw_gbps"], "avg_ts": r["avg_ts"],
+                           "decode_weight_gbps": r["decode_weight_gbps"], "membw_fraction": r["membw_fraction"],
+                           "weight_bytes_per_token": r["weight_bytes_per_token"],
+                           "peak_rss_bytes": r.get("peak_rss_bytes")},
+        lambda s: f"{s['membw_gbps']:.1f} GB/s measured, {s['avg_ts']:.2f} t/s, "
+                  f"{s['decode_weight_gbps']:.1f} GB/s in decode = {100 * s['membw_fraction']:.0f}%")
     print("| model | measured GB/s | tg t/s | weight MB/token | decode GB/s | of measured (median, min-max) |")
     print("|---|---|---|---|---|---|")
     for m, ss in samples.items():
