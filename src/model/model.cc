@@ -47,6 +47,11 @@ bool HasPackedLayout(const Tensor2D& t) {
   return !t.empty() && IsEqType(t.type) && PackableEq(static_cast<EqType>(t.type));
 }
 
+// Bytes of t's packed copy in this CPU's kernel layout; 0 when it has none.
+uint64_t PackedCopyBytes(const Tensor2D& t) {
+  return HasPackedLayout(t) ? Kernels().packed_eq_bytes(static_cast<EqType>(t.type), t.rows, t.cols) : 0;
+}
+
 // The space a packed matrix of `bytes` takes in the repack buffer (RepackForKernels): its
 // bytes, the ASan guard after it, rounded up to the next matrix's 4 KiB boundary.
 constexpr uint64_t kPackedAlign = 4096;
@@ -100,7 +105,7 @@ ModelMemory EstimateModelMemory(const Model& m) {
   auto add = [&](const Tensor2D& t) {
     if (t.empty()) return;
     if (repack && HasPackedLayout(t)) {
-      const uint64_t b = PackedSlotBytes(Kernels().packed_eq_bytes(static_cast<EqType>(t.type), t.rows, t.cols));
+      const uint64_t b = PackedSlotBytes(PackedCopyBytes(t));
       r.weight_bytes += b;
       r.repacked_bytes += b;
     } else {
@@ -153,8 +158,7 @@ Status RepackForKernels(Model* m) {
   // padding (and guard) after it.
   std::vector<uint64_t> offset(order.size() + 1, 0), bytes(order.size(), 0);
   for (size_t i = 0; i < order.size(); ++i) {
-    const Tensor2D* t = order[i];
-    if (HasPackedLayout(*t)) bytes[i] = k.packed_eq_bytes(static_cast<EqType>(t->type), t->rows, t->cols);
+    bytes[i] = PackedCopyBytes(*order[i]);
     offset[i + 1] = offset[i] + PackedSlotBytes(bytes[i]);
   }
   const uint64_t total = offset.back();
